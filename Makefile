@@ -1,0 +1,34 @@
+# The two commands: `make run` and `make test`. Both set up everything on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ENV    := set -a; . ./.stack/env; set +a;
+
+.PHONY: run test stack lint unit bench bench-quick tools clean-stack
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+tools:
+	@bash infra/ensure-tools.sh
+
+stack: $(STAMP)
+	$(BIN)/orders stack up
+	$(ENV) $(BIN)/orders migrate
+
+lint: $(STAMP)
+	$(BIN)/ruff check app projectors infra tests
+	$(BIN)/mypy
+
+test: tools stack lint
+	$(ENV) $(BIN)/pytest
+
+run: stack
+	$(ENV) $(BIN)/orders run
+
+clean-stack: $(STAMP)
+	$(BIN)/orders stack down

@@ -1,0 +1,10 @@
+"""The ASGI entry point for uvicorn (`orders api`): role from ORDERS_API_ROLE."""
+
+from __future__ import annotations
+
+import os
+
+from app.cli import role_from_env
+from app.main import create_app
+
+app = create_app(role=role_from_env(os.environ.get("ORDERS_API_ROLE")))

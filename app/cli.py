@@ -1,0 +1,113 @@
+"""The `orders` command: run the API and the projector, migrate, manage the local stack."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from app.settings import Role, Settings
+
+main = typer.Typer(help="CQRS read-scaling platform for order systems.", no_args_is_help=True)
+stack_cli = typer.Typer(help="The local PostgreSQL + Redis + Elasticsearch stack.")
+main.add_typer(stack_cli, name="stack")
+
+
+def _settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]
+
+
+@main.command()
+def api(
+    role: Annotated[str, typer.Option(help="all | read | write")] = "all",
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="processes sharing the port")] = 1,
+) -> None:
+    """Serve the HTTP API (write and/or read routers)."""
+    import os
+
+    import uvicorn
+
+    if role not in ("all", "read", "write"):
+        raise typer.BadParameter("role must be all, read or write")
+    os.environ["ORDERS_API_ROLE"] = role
+    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_level="info",
+                proxy_headers=False, timeout_graceful_shutdown=10)
+
+
+@main.command()
+def run(port: int = 8000) -> None:
+    """Run the API and the projector together until Ctrl-C (what `make run` does)."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("orders") or sys.argv[0]
+    procs = [subprocess.Popen([exe, "api", "--port", str(port)])]
+    procs += [subprocess.Popen([exe, *extra]) for extra in RUN_WITH_API]
+    typer.echo(f"API:        http://127.0.0.1:{port}/docs\n"
+               f"Dashboard:  http://127.0.0.1:{port}/\nCtrl-C stops everything.")
+    try:
+        while all(p.poll() is None for p in procs):
+            try:
+                procs[0].wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                continue
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=15)
+
+
+# Processes `orders run` starts beside the API.
+RUN_WITH_API: list[list[str]] = []
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending SQL migrations (safe to run twice)."""
+    from infra.migrate import migrate as run_migrations
+
+    applied = asyncio.run(run_migrations(_settings().database_url))
+    typer.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+@stack_cli.command("up")
+def stack_up() -> None:
+    """Start PostgreSQL, Redis and Elasticsearch (reusing running ones)."""
+    from infra import stack
+
+    try:
+        stack.up()
+    except stack.StackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@stack_cli.command("down")
+def stack_down() -> None:
+    """Stop the stack; data stays for the next `up`."""
+    from infra import stack
+
+    stack.down()
+
+
+@stack_cli.command("status")
+def stack_status() -> None:
+    """Which services answer."""
+    from infra import stack
+
+    for name, ok in stack.status().items():
+        typer.echo(f"{name:14} {'up' if ok else 'down'}")
+
+
+def role_from_env(value: str | None) -> Role:
+    """The API role named in the environment (`all` when unset)."""
+    if value in ("read", "write"):
+        return value  # type: ignore[return-value]
+    return "all"

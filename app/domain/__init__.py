@@ -1,0 +1,1 @@
+"""Pure, synchronous business rules of an order: commands, events, the aggregate, errors."""

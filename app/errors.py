@@ -1,0 +1,82 @@
+"""The error envelope `{"error": {"code", "message", "details"}}` for every failure.
+
+One handler covers the whole domain error tree (`app.domain.errors`); others cover request
+validation, unknown routes, unavailable dependencies and anything unexpected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from app.domain.errors import DomainError
+
+log = logging.getLogger("orders.api")
+
+
+class ServiceUnavailable(Exception):
+    """A backing service (PostgreSQL, Elasticsearch, Redis) did not answer in time."""
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(message)
+        self.service = service
+        self.message = message
+
+
+def envelope(status: int, code: str, message: str, details: Any = None,
+             headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """A JSON response in the error envelope."""
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")}
+            for e in exc.errors()]
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+               401: "unauthorized", 403: "forbidden", 415: "unsupported_media_type"}
+
+
+# Driver errors that mean "PostgreSQL is down or restarting", not "the request is wrong".
+_PG_UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                   asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError)
+
+
+def install(app: FastAPI) -> None:
+    """Register the envelope handlers on the app."""
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return envelope(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return envelope(422, "validation_error", "the request is not valid",
+                        _validation_details(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return envelope(exc.status_code, code, str(exc.detail), None, exc.headers)
+
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
+        return envelope(503, "ServiceUnavailable", exc.message, {"service": exc.service},
+                        {"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, _PG_UNAVAILABLE):
+            return envelope(503, "ServiceUnavailable", "a backing service is not available",
+                            {"service": "postgres"}, {"Retry-After": "1"})
+        log.exception("unhandled error")
+        return envelope(500, "internal_error", "an unexpected error occurred")

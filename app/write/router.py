@@ -1,0 +1,125 @@
+"""The write API: place, cancel, ship, and read one order from the write model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.deps import StoreDep
+from app.domain.commands import CancelOrder, ShipOrder
+from app.domain.order import Order
+from app.write import handlers
+from app.write.schemas import (
+    CancelOrderIn,
+    LineOut,
+    OrderChangedOut,
+    OrderOut,
+    OrderPlacedOut,
+    PlaceOrderIn,
+    ShipOrderIn,
+)
+from app.write.store import StoredResponse
+
+router = APIRouter(tags=["write"])
+
+_IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "OrderNotFound"}, 409: {"description": "the order's state forbids it"},
+    412: {"description": "VersionConflict"}, 422: {"description": "validation or rule error"},
+}
+
+
+def _header_error(name: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("header", name), "msg": message,
+                                    "type": "value_error"}])
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    match = _IF_MATCH.match(if_match.strip())
+    if match is None:
+        raise _header_error("If-Match", "If-Match must be the order's version, e.g. \"3\"")
+    return int(match.group(1))
+
+
+def _context(request: Request, body: dict[str, Any], key: str | None,
+             if_match: str | None = None) -> handlers.CommandContext:
+    if key is not None and not (0 < len(key) <= 200 and key.isprintable()):
+        raise _header_error("Idempotency-Key", "Idempotency-Key must be 1..200 printable chars")
+    canonical = json.dumps({"path": request.url.path, "body": body}, sort_keys=True)
+    return handlers.CommandContext(
+        correlation_id=request.state.request_id, idempotency_key=key,
+        request_hash=hashlib.sha256(canonical.encode()).hexdigest() if key else None,
+        actor=getattr(request.state, "actor", None), expected_version=_expected_version(if_match))
+
+
+def _respond(stored: StoredResponse, location: str | None = None) -> JSONResponse:
+    headers = {"X-Event-Position": str(stored.body["position"])}
+    if location:
+        headers["Location"] = location
+    return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+
+@router.post("/orders", status_code=201, response_model=OrderPlacedOut, responses=ERRORS)
+async def place_order(body: PlaceOrderIn, request: Request, store: StoreDep,
+                      idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    """Place an order. The response carries its log position (also in `X-Event-Position`)."""
+    ctx = _context(request, body.model_dump(mode="json"), idempotency_key)
+    stored = await handlers.place_order(store, body.to_command(), ctx)
+    return _respond(stored, f"/orders/{stored.body['order_id']}")
+
+
+@router.post("/orders/{order_id}/cancel", response_model=OrderChangedOut, responses=ERRORS)
+async def cancel_order(order_id: UUID, body: CancelOrderIn, request: Request, store: StoreDep,
+                       idempotency_key: IdempotencyKey = None,
+                       if_match: IfMatch = None) -> JSONResponse:
+    """Cancel a placed order; `If-Match: <version>` guards against lost updates."""
+    ctx = _context(request, body.model_dump(mode="json"), idempotency_key, if_match)
+    return _respond(await handlers.cancel_order(store, CancelOrder(order_id, body.reason), ctx))
+
+
+@router.post("/orders/{order_id}/ship", response_model=OrderChangedOut, responses=ERRORS)
+async def ship_order(order_id: UUID, body: ShipOrderIn, request: Request, store: StoreDep,
+                     idempotency_key: IdempotencyKey = None,
+                     if_match: IfMatch = None) -> JSONResponse:
+    """Ship a placed order."""
+    ctx = _context(request, body.model_dump(mode="json"), idempotency_key, if_match)
+    command = ShipOrder(order_id, body.tracking_number)
+    return _respond(await handlers.ship_order(store, command, ctx))
+
+
+def order_out(order: Order) -> OrderOut:
+    """The write model's view of one order as JSON."""
+
+    def iso(value: Any) -> str | None:
+        return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+    return OrderOut(
+        order_id=str(order.order_id), customer_id=order.customer_id,
+        customer_name=order.customer_name, status=order.status.value, version=order.version,
+        total=str(order.total), item_count=order.item_count,
+        items=[LineOut(sku=i.sku, name=i.name, quantity=i.quantity, unit_price=str(i.unit_price))
+               for i in order.items],
+        placed_at=iso(order.placed_at) or "", cancelled_at=iso(order.cancelled_at),
+        cancel_reason=order.cancel_reason, shipped_at=iso(order.shipped_at),
+        tracking_number=order.tracking_number)
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut, responses={404: ERRORS[404]})
+async def get_order(order_id: UUID, store: StoreDep, response: Response) -> OrderOut:
+    """The order as the write model holds it now; `ETag` is its version."""
+    order = await store.get(order_id)
+    response.headers["ETag"] = f'"{order.version}"'
+    return order_out(order)

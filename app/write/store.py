@@ -1,0 +1,153 @@
+"""The event store and normalized write model on PostgreSQL, changed in ONE transaction.
+
+`OrderStore.transaction()` yields a `WriteTx`: the handlers load and lock the order row,
+decide with the pure domain, then append the event, update `orders`/`order_lines`, record
+the idempotency key and notify the projector; all of it commits or none of it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+from uuid import UUID
+
+import asyncpg
+
+from app.domain import errors
+from app.domain.events import Event, OrderCancelled, OrderPlaced, OrderShipped, PlacedLine
+from app.domain.order import Order, Status
+
+NOTIFY_CHANNEL = "orders_events"
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
+
+SELECT_ORDER = """
+SELECT order_id, customer_id, customer_name, status, total, version, placed_at,
+       cancelled_at, cancel_reason, shipped_at, tracking_number
+FROM orders WHERE order_id = $1"""
+SELECT_LINES = """
+SELECT sku, name, quantity, unit_price FROM order_lines WHERE order_id = $1 ORDER BY line_no"""
+INSERT_EVENT = """
+INSERT INTO events (stream_id, version, type, schema_version, data, metadata)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING position"""
+INSERT_ORDER = """
+INSERT INTO orders (order_id, customer_id, customer_name, status, total, item_count, version,
+                    placed_at)
+VALUES ($1, $2, $3, 'placed', $4, $5, 1, $6)"""
+INSERT_LINES = """
+INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price)
+VALUES ($1, $2, $3, $4, $5, $6)"""
+UPDATE_CANCELLED = """
+UPDATE orders SET status = 'cancelled', cancelled_at = $3, cancel_reason = $4, version = $2,
+       updated_at = now()
+WHERE order_id = $1"""
+UPDATE_SHIPPED = """
+UPDATE orders SET status = 'shipped', shipped_at = $3, tracking_number = $4, version = $2,
+       updated_at = now()
+WHERE order_id = $1"""
+SELECT_IDEMPOTENCY = """
+SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE key = $1"""
+INSERT_IDEMPOTENCY = """
+INSERT INTO idempotency_keys (key, request_hash, response_status, response_body)
+VALUES ($1, $2, $3, $4)"""
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: dict[str, Any]
+
+
+class IdempotencyRace(Exception):
+    """Another request with the same key committed first; look it up again."""
+
+
+def _order_from_rows(row: asyncpg.Record, lines: list[asyncpg.Record]) -> Order:
+    return Order(
+        order_id=row["order_id"], customer_id=row["customer_id"],
+        customer_name=row["customer_name"],
+        items=tuple(PlacedLine(sku=li["sku"], name=li["name"], quantity=li["quantity"],
+                               unit_price=li["unit_price"]) for li in lines),
+        total=row["total"], status=Status(row["status"]), version=row["version"],
+        placed_at=row["placed_at"], cancelled_at=row["cancelled_at"],
+        cancel_reason=row["cancel_reason"], shipped_at=row["shipped_at"],
+        tracking_number=row["tracking_number"])
+
+
+class WriteTx:
+    """One command's transaction: everything here commits together or not at all."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def load(self, order_id: UUID, *, lock: bool) -> Order:
+        """The order's current state; with lock, the row stays locked until commit."""
+        query = SELECT_ORDER + (" FOR UPDATE" if lock else "")
+        row = await self._conn.fetchrow(query, order_id)
+        if row is None:
+            raise errors.OrderNotFound(f"order {order_id} does not exist",
+                                       {"order_id": str(order_id)})
+        return _order_from_rows(row, await self._conn.fetch(SELECT_LINES, order_id))
+
+    async def append(self, event: Event, version: int, metadata: dict[str, Any]) -> int:
+        """Append one event to its stream at `version`; return its global position."""
+        try:
+            position: int = await self._conn.fetchval(
+                INSERT_EVENT, event.order_id, version, event.type, event.schema_version,
+                event.payload(), metadata)
+        except asyncpg.UniqueViolationError:
+            raise errors.VersionConflict(
+                f"order {event.order_id} changed concurrently; reload and retry",
+                {"order_id": str(event.order_id), "version": version}) from None
+        await self._conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(position))
+        return position
+
+    async def apply(self, event: Event, version: int) -> None:
+        """Bring the normalized tables in line with the event just appended."""
+        if isinstance(event, OrderPlaced):
+            await self._conn.execute(INSERT_ORDER, event.order_id, event.customer_id,
+                                     event.customer_name, event.total, len(event.items),
+                                     event.placed_at)
+            await self._conn.executemany(INSERT_LINES, [
+                (event.order_id, n, li.sku, li.name, li.quantity, li.unit_price)
+                for n, li in enumerate(event.items, start=1)])
+        elif isinstance(event, OrderCancelled):
+            await self._conn.execute(UPDATE_CANCELLED, event.order_id, version,
+                                     event.cancelled_at, event.reason)
+        elif isinstance(event, OrderShipped):
+            await self._conn.execute(UPDATE_SHIPPED, event.order_id, version,
+                                     event.shipped_at, event.tracking_number)
+
+    async def recall(self, key: str) -> tuple[str, StoredResponse] | None:
+        """The request hash and response stored under an idempotency key, if any."""
+        row = await self._conn.fetchrow(SELECT_IDEMPOTENCY, key)
+        if row is None:
+            return None
+        return row["request_hash"], StoredResponse(row["response_status"], row["response_body"])
+
+    async def remember(self, key: str, request_hash: str, response: StoredResponse) -> None:
+        """Store the response under the key; a concurrent twin makes this raise."""
+        try:
+            async with self._conn.transaction():  # savepoint: keep the outer tx usable
+                await self._conn.execute(INSERT_IDEMPOTENCY, key, request_hash,
+                                         response.status, response.body)
+        except asyncpg.UniqueViolationError:
+            raise IdempotencyRace(key) from None
+
+
+class OrderStore:
+    """Opens write transactions on the pool."""
+
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[WriteTx]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield WriteTx(conn)
+
+    async def get(self, order_id: UUID) -> Order:
+        """The order as the write model holds it now (no lock)."""
+        async with self.transaction() as tx:
+            return await tx.load(order_id, lock=False)

@@ -1,0 +1,114 @@
+"""Bring the backing services up and down: Docker Compose where an engine answers, else native.
+
+`up()` is idempotent (a second call reuses what runs), waits until each service answers,
+prints the URLs and writes them to `.stack/env`, which the Makefile, the app and the tests
+read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from infra import native
+from infra.native import Layout, StackError
+
+ENV_FILE = Path(".stack/env")
+SERVICES = ("postgres", "redis", "elasticsearch")
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers (the client alone is not enough)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        probe = subprocess.run(["docker", "info"], capture_output=True, timeout=10)
+    except (subprocess.TimeoutExpired, OSError):
+        return False
+    return probe.returncode == 0
+
+
+def _compose_up() -> dict[str, str]:
+    subprocess.run(["docker", "compose", "up", "-d", "--wait", "postgres", "redis",
+                    "elasticsearch"], check=True)
+    return {
+        "DATABASE_URL": f"postgresql://postgres:postgres@127.0.0.1:{native.PG_PORT}/orders",
+        "REDIS_URL": f"redis://127.0.0.1:{native.REDIS_PORT}/0",
+        "ELASTICSEARCH_URL": f"http://127.0.0.1:{native.ES_PORT}",
+    }
+
+
+def _native_up(layout: Layout) -> dict[str, str]:
+    native.ensure_service_user(layout)
+    urls: dict[str, str] = {}
+    started = time.monotonic()
+    print("starting PostgreSQL ...", flush=True)
+    urls["DATABASE_URL"] = native.start_postgres(layout)
+    print("starting Redis ...", flush=True)
+    urls["REDIS_URL"] = native.start_redis(layout)
+    print("starting Elasticsearch ...", flush=True)
+    urls["ELASTICSEARCH_URL"] = native.start_elasticsearch(layout)
+    print(f"stack ready in {time.monotonic() - started:.1f}s (state in {layout.state})")
+    return urls
+
+
+def up(env_file: Path = ENV_FILE) -> dict[str, str]:
+    """Start every service (reusing running ones), write the env file, return the URLs."""
+    urls = _compose_up() if docker_available() else _native_up(Layout.default())
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in urls.items()))
+    for key, value in urls.items():
+        print(f"  {key}={value}")
+    return urls
+
+
+def down() -> None:
+    """Stop every service; data stays on disk for the next `up`."""
+    if docker_available():
+        subprocess.run(["docker", "compose", "down"], check=True)
+        return
+    layout = Layout.default()
+    native.stop_elasticsearch(layout)
+    native.stop_redis()
+    native.stop_postgres(layout)
+
+
+def status() -> dict[str, bool]:
+    """Which services answer right now."""
+    layout = Layout.default()
+    return {
+        "postgres": native.postgres_running(layout),
+        "redis": native.redis_running(),
+        "elasticsearch": native.elasticsearch_running(),
+    }
+
+
+def stop(service: str) -> None:
+    """Stop one native service (fault-injection tests use this)."""
+    layout = Layout.default()
+    if service == "postgres":
+        native.stop_postgres(layout)
+    elif service == "redis":
+        native.stop_redis()
+    elif service == "elasticsearch":
+        native.stop_elasticsearch(layout)
+    else:
+        raise ValueError(f"unknown service {service!r}; one of {SERVICES}")
+
+
+def start(service: str) -> None:
+    """Start one native service again."""
+    layout = Layout.default()
+    if service == "postgres":
+        native.start_postgres(layout)
+    elif service == "redis":
+        native.start_redis(layout)
+    elif service == "elasticsearch":
+        native.start_elasticsearch(layout)
+    else:
+        raise ValueError(f"unknown service {service!r}; one of {SERVICES}")
+
+
+__all__ = ["ENV_FILE", "SERVICES", "StackError", "down", "start", "status", "stop", "up"]

@@ -1,0 +1,76 @@
+"""Shared fixtures: real services, a fresh test database, a fresh app per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from app.main import create_app
+from app.settings import Settings
+from app.write.pool import create_pool
+from infra.migrate import migrate
+from tests.services import ServiceUrls, resolve
+
+TEST_DATABASE = "orders_test"
+TABLES = "events, orders, order_lines, idempotency_keys, projection_checkpoints, dead_letters"
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> Iterator[ServiceUrls]:
+    with ExitStack() as stack:
+        yield resolve(stack)
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+async def database_url(service_urls: ServiceUrls) -> str:
+    """A database made fresh for this run, with every migration applied."""
+    admin = await asyncpg.connect(service_urls.database)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {TEST_DATABASE}")
+    finally:
+        await admin.close()
+    url = _with_database(service_urls.database, TEST_DATABASE)
+    await migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
+    pool = await create_pool(database_url, min_size=2, max_size=30)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def clean_db(pool: asyncpg.Pool[Any]) -> asyncpg.Pool[Any]:
+    """Empty every table (positions restart at 1) before the test."""
+    await pool.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    return pool
+
+
+@pytest.fixture
+def settings(database_url: str, service_urls: ServiceUrls) -> Settings:
+    return Settings(database_url=database_url, elasticsearch_url=service_urls.elasticsearch,
+                    redis_url=service_urls.redis)
+
+
+@pytest.fixture
+async def client(settings: Settings, clean_db: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a freshly built app, its lifespan running."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
