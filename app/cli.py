@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -65,7 +65,53 @@ def run(port: int = 8000) -> None:
 
 
 # Processes `orders run` starts beside the API.
-RUN_WITH_API: list[list[str]] = []
+RUN_WITH_API: list[list[str]] = [["project"]]
+
+
+@main.command()
+def project(
+    batch_size: int = 1000,
+    skip_poison: Annotated[bool, typer.Option(
+        help="dead-letter a poison event and go on, instead of stopping")] = False,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus port, 0 for none")] = 9464,
+) -> None:
+    """Follow the event log into Elasticsearch and Redis (run two for a hot standby)."""
+    import logging
+
+    from projectors.process import serve
+    from projectors.runner import ProjectionConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    config = ProjectionConfig(batch_size=batch_size, skip_poison=skip_poison)
+    asyncio.run(serve(_settings(), config, metrics_port or None))
+
+
+@main.command()
+def status() -> None:
+    """Each projection's checkpoint, the log head, lag and state."""
+    import json
+
+    typer.echo(json.dumps(asyncio.run(_status(_settings())), indent=2, default=str))
+
+
+async def _status(settings: Settings) -> list[dict[str, Any]]:
+    from elasticsearch import AsyncElasticsearch
+    from redis.asyncio import Redis
+
+    from app.read.projections import projection_status
+    from app.write.pool import create_pool
+
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=5)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        return await projection_status(pool, es, redis, settings.search_alias,
+                                       settings.dashboard_namespace)
+    finally:
+        await pool.close()
+        await es.close()
+        await redis.aclose()
 
 
 @main.command()

@@ -9,7 +9,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from app import errors, health
+from app import admin, errors, health
 from app.deps import Services
 from app.middleware import BodyLimit, CorrelationId
 from app.settings import Role, Settings
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
     if chosen in ("all", "write"):
         app.include_router(write_router.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes if settings else 1 << 20)
     app.add_middleware(CorrelationId)
     return app

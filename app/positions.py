@@ -1,0 +1,88 @@
+"""Places in the event log, shared by the write side, the projector and the read side.
+
+A projection's place is the (transaction id, position) pair of its last applied event.
+Events are read in (transaction_id, position) order, so "everything up to here" is exact
+even though positions commit out of order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+SELECT = "SELECT transaction_id::text AS tx, position FROM projection_checkpoints WHERE name = $1"
+UPSERT = """
+INSERT INTO projection_checkpoints (name, transaction_id, position)
+VALUES ($1, $2::text::xid8, $3)
+ON CONFLICT (name) DO UPDATE
+SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, updated_at = now()
+WHERE (projection_checkpoints.transaction_id, projection_checkpoints.position)
+      < (EXCLUDED.transaction_id, EXCLUDED.position)"""
+
+
+@dataclass(frozen=True, order=True)
+class Checkpoint:
+    """Ordered like the log: first by transaction id, then by position."""
+
+    tx: int
+    position: int
+
+    @classmethod
+    def start(cls) -> Checkpoint:
+        return cls(0, 0)
+
+
+class PostgresCheckpoints:
+    """Checkpoints kept in PostgreSQL; a save never moves one backwards."""
+
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    async def load(self, name: str) -> Checkpoint:
+        row = await self._pool.fetchrow(SELECT, name)
+        return Checkpoint(int(row["tx"]), row["position"]) if row else Checkpoint.start()
+
+    async def save(self, name: str, checkpoint: Checkpoint) -> None:
+        await self._pool.execute(UPSERT, name, str(checkpoint.tx), checkpoint.position)
+
+    async def delete(self, name: str) -> None:
+        await self._pool.execute("DELETE FROM projection_checkpoints WHERE name = $1", name)
+
+
+PENDING = """
+SELECT count(*) AS events, min(recorded_at) AS oldest
+FROM events WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint)"""
+HEAD = "SELECT coalesce(max(position), 0) FROM events"
+KEY_OF = "SELECT transaction_id::text AS tx, position FROM events WHERE position = $1"
+
+
+@dataclass(frozen=True)
+class Pending:
+    events: int
+    oldest: datetime | None
+
+
+class LogPositions:
+    """Questions about the log that both the projector and the read routers ask."""
+
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        self._pool = pool
+
+    async def head(self) -> int:
+        """The highest position written so far (committed or not yet visible)."""
+        head: int = await self._pool.fetchval(HEAD)
+        return head
+
+    async def pending(self, after: Checkpoint) -> Pending:
+        """Committed events ordered after `after` (including ones still held back)."""
+        row = await self._pool.fetchrow(PENDING, str(after.tx), after.position)
+        assert row is not None
+        return Pending(row["events"], row["oldest"])
+
+    async def key_of(self, position: int) -> Checkpoint | None:
+        """The (transaction id, position) key of the event at `position`, if it exists."""
+        row = await self._pool.fetchrow(KEY_OF, position)
+        return Checkpoint(int(row["tx"]), row["position"]) if row else None

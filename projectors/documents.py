@@ -1,0 +1,53 @@
+"""The search document of an order: denormalized, one per order, versioned by its stream."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from app.domain.order import Order
+
+MAPPING_FILE = Path(__file__).resolve().parent.parent / "infra" / "elasticsearch" / "orders.json"
+
+
+def index_body() -> dict[str, Any]:
+    """Settings and mappings of an `orders-vN` index (from infra/elasticsearch)."""
+    body: dict[str, Any] = json.loads(MAPPING_FILE.read_text())
+    return body
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def cents(amount: Any) -> int:
+    """Exact integer cents of a two-place decimal amount."""
+    return int(amount.scaleb(2).to_integral_value())
+
+
+def order_document(order: Order) -> dict[str, Any]:
+    """The whole document for `order` as of its current version."""
+    names = list(dict.fromkeys(i.name for i in order.items))
+    skus = list(dict.fromkeys(i.sku for i in order.items))
+    return {
+        "order_id": str(order.order_id),
+        "customer_id": order.customer_id,
+        "customer_name": order.customer_name,
+        "item_names": names,
+        "skus": skus,
+        "item_count": order.item_count,
+        "total": str(order.total),
+        "total_cents": cents(order.total),
+        "status": order.status.value,
+        "placed_at": _iso(order.placed_at),
+        "cancelled_at": _iso(order.cancelled_at),
+        "shipped_at": _iso(order.shipped_at),
+        "tracking_number": order.tracking_number,
+        "cancel_reason": order.cancel_reason,
+        "version": order.version,
+        "suggest_customer": [order.customer_name] if order.customer_name else [],
+        "suggest_item": names,
+        "suggest_sku": skus,
+    }

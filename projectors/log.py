@@ -1,0 +1,119 @@
+"""Reading the event log gap-safely, and waking up when it grows.
+
+A sequence hands out positions before commit, so position 41 can become visible after 42.
+Reading only rows whose writing transaction is older than every transaction still running
+(`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`) in (transaction_id, position)
+order means nothing can later appear before what was read: no committed event is skipped,
+and no writer waits on a global lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from app.positions import Checkpoint, LogPositions
+from app.write.store import NOTIFY_CHANNEL
+
+READ_BATCH = """
+SELECT transaction_id::text AS tx, position, stream_id, version, type, schema_version, data,
+       recorded_at
+FROM events
+WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id, position
+LIMIT $3"""
+# The backend whose open transaction holds the snapshot horizon back, if any.
+OLDEST_WRITER = """
+SELECT pid, extract(epoch FROM now() - xact_start)::float8 AS age_s, state,
+       left(query, 200) AS query
+FROM pg_stat_activity
+WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+ORDER BY age(backend_xid) DESC LIMIT 1"""
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """One row of the event log, as a projection sees it."""
+
+    checkpoint: Checkpoint
+    stream_id: UUID
+    version: int
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    recorded_at: datetime
+
+    @property
+    def position(self) -> int:
+        return self.checkpoint.position
+
+
+class LogReader(LogPositions):
+    """Batches of committed events after a checkpoint, in the one order that never skips."""
+
+    async def read(self, after: Checkpoint, limit: int) -> list[LoggedEvent]:
+        rows = await self._pool.fetch(READ_BATCH, str(after.tx), after.position, limit)
+        return [LoggedEvent(Checkpoint(int(r["tx"]), r["position"]), r["stream_id"],
+                            r["version"], r["type"], r["schema_version"], r["data"],
+                            r["recorded_at"]) for r in rows]
+
+    async def oldest_writer(self) -> dict[str, Any] | None:
+        row = await self._pool.fetchrow(OLDEST_WRITER)
+        return dict(row) if row else None
+
+
+class Waiter:
+    """One projection's wake-up flag, set by every NOTIFY on the log channel."""
+
+    def __init__(self) -> None:
+        self.flag = asyncio.Event()
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep until the log may have grown; `seconds` bounds it (the polling fallback)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flag.wait(), seconds)
+        self.flag.clear()
+
+
+class LogNotifier:
+    """One LISTEN connection for the whole process, fanned out to each projection's waiter.
+
+    If the connection drops (PostgreSQL restarts), waiters fall back to polling and the
+    next `ensure_listening()` reconnects.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection[Any] | None = None
+        self._waiters: list[Waiter] = []
+
+    def waiter(self) -> Waiter:
+        waiter = Waiter()
+        self._waiters.append(waiter)
+        return waiter
+
+    async def ensure_listening(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            return
+        try:
+            self._conn = await asyncpg.connect(self._dsn, timeout=5)
+            await self._conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            self._conn = None
+
+    def _on_notify(self, *_: object) -> None:
+        for waiter in self._waiters:
+            waiter.flag.set()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None

@@ -1,0 +1,208 @@
+"""One projection's loop: read the log after its checkpoint, fold, apply, checkpoint, repeat.
+
+Each read model runs its own loop with its own checkpoint, so a broken Elasticsearch never
+stops the dashboard and the other way round. The loop never skips an event silently: a
+sink outage is retried with capped, jittered exponential back-off; a poison event goes to
+the dead-letter table and stops the projection (or is skipped when so configured, and the
+dead letter says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+
+from app.positions import Checkpoint
+from projectors import metrics
+from projectors.changes import Change, load_changes
+from projectors.log import LoggedEvent, LogReader, Waiter
+from projectors.sinks import PoisonEvent, Sink, SinkUnavailable
+from projectors.status import StatusBoard
+
+log = logging.getLogger("orders.projector")
+T = TypeVar("T")
+
+DEAD_LETTER = """
+INSERT INTO dead_letters (projection, position, error) VALUES ($1, $2, $3)
+ON CONFLICT (projection, position) DO UPDATE SET error = EXCLUDED.error"""
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    batch_size: int = 1000
+    poll_interval_s: float = 1.0
+    stall_after_s: float = 10.0
+    skip_poison: bool = False
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 10.0
+    standby_poll_s: float = 1.0
+
+
+class Stopped(Exception):
+    """The projection was asked to stop, or stopped itself on a poison event."""
+
+
+class Projection:
+    """Drives one sink from the log; run it with `run(stop)`."""
+
+    def __init__(self, sink: Sink, pool: asyncpg.Pool[Any], waiter: Waiter,
+                 config: ProjectionConfig | None = None) -> None:
+        self.sink = sink
+        self.name = sink.name
+        self._pool = pool
+        self._reader = LogReader(pool)
+        self._waiter = waiter
+        self.config = config or ProjectionConfig()
+        self.status = StatusBoard(pool, sink.name)
+        self._stop = asyncio.Event()
+        self._held_back_since: float | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; only the holder of the projection's lock applies."""
+        self._stop = stop
+        with contextlib.suppress(Stopped):
+            async with self._leadership():
+                await self._retry(self.sink.prepare)
+                checkpoint = await self._retry(self.sink.checkpoint)
+                while not stop.is_set():
+                    checkpoint = await self.step(checkpoint)
+        await self.status.report("stopped")
+
+    async def step(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Apply one batch (or idle until the log grows); return the new checkpoint."""
+        batch = await self._retry(lambda: self._reader.read(checkpoint, self.config.batch_size))
+        if not batch:
+            await self._idle(checkpoint)
+            await self._waiter.wait(self.config.poll_interval_s)
+            return checkpoint
+        self._held_back_since = None
+        started = time.perf_counter()
+        checkpoint = await self._apply_batch(batch)
+        metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
+        metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        state = "catching_up" if len(batch) == self.config.batch_size else "running"
+        await self.status.report(state, position=checkpoint.position,
+                                 transaction_id=checkpoint.tx)
+        return checkpoint
+
+    async def _apply_batch(self, batch: list[LoggedEvent]) -> Checkpoint:
+        changes, poison = await self._retry(lambda: load_changes(self._pool, batch))
+        upto = changes[-1].logged.checkpoint if changes else None
+        if changes and upto is not None:
+            await self._apply(changes, upto)
+        if poison is None:
+            assert upto is not None
+            return upto
+        await self._poisoned(poison.logged.position, poison.error)
+        await self._apply([], poison.logged.checkpoint)  # skip mode: move past, recorded
+        return poison.logged.checkpoint
+
+    async def _apply(self, changes: list[Change], upto: Checkpoint) -> None:
+        attempt = 0
+        while True:
+            try:
+                result = await self.sink.apply(changes, upto)
+            except SinkUnavailable as exc:
+                attempt += 1
+                metrics.RETRIES.labels(self.name).inc()
+                await self.status.report("sink_down", error=str(exc)[:500], retries=attempt)
+                log.warning("%s: sink unavailable (attempt %d): %s", self.name, attempt, exc)
+                await self._sleep(self._backoff(attempt))
+                continue
+            except PoisonEvent as exc:
+                await self._poisoned(exc.position, exc.error)
+                changes = [c for c in changes if c.logged.position != exc.position]
+                continue
+            metrics.EVENTS_APPLIED.labels(self.name).inc(result.applied)
+            metrics.EVENTS_STALE.labels(self.name).inc(result.stale)
+            self.status.detail.pop("error", None)
+            return
+
+    async def _poisoned(self, position: int, error: str) -> None:
+        """Record a dead letter; stop unless configured to skip (and say so)."""
+        await self._retry(lambda: self._pool.execute(DEAD_LETTER, self.name, position, error))
+        metrics.DEAD_LETTERS.labels(self.name).inc()
+        log.error("%s: event %d is poison: %s", self.name, position, error)
+        if not self.config.skip_poison:
+            await self.status.report("stopped_on_poison", poison_position=position,
+                                     error=error[:500])
+            await self._stop.wait()
+            raise Stopped
+        await self.status.report("running", skipped_poison_position=position)
+
+    async def _idle(self, checkpoint: Checkpoint) -> None:
+        """Report the lag; when the snapshot horizon holds events back too long, say who."""
+        pending = await self._retry(lambda: self._reader.pending(checkpoint))
+        metrics.LAG_EVENTS.labels(self.name).set(pending.events)
+        if pending.events == 0:
+            self._held_back_since = None
+            metrics.LAG_SECONDS.labels(self.name).set(0)
+            await self.status.report("running", position=checkpoint.position, stalled_by=None)
+            return
+        now = time.monotonic()
+        self._held_back_since = self._held_back_since or now
+        if now - self._held_back_since < self.config.stall_after_s:
+            return
+        blocker = await self._retry(self._reader.oldest_writer)
+        log.warning("%s: %d committed events held back by an open transaction: %s",
+                    self.name, pending.events, blocker)
+        await self.status.report("stalled", stalled_by=blocker, held_back=pending.events)
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** attempt)
+        return random.uniform(ceiling / 2, ceiling)  # jitter: restarts do not stampede
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        if self._stop.is_set():
+            raise Stopped
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a PostgreSQL or sink call, retrying outages until it succeeds or we stop."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                    asyncpg.CannotConnectNowError, TimeoutError, SinkUnavailable) as exc:
+                attempt += 1
+                await self.status.report("sink_down" if isinstance(exc, SinkUnavailable)
+                                         else "source_down", error=str(exc)[:500])
+                await self._sleep(self._backoff(attempt))
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> Any:
+        """Hold this projection's advisory lock; wait as a hot standby until we get it."""
+        key = zlib.crc32(self.name.encode())
+        while True:
+            try:
+                conn = await self._pool.acquire()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                await self._sleep(self.config.standby_poll_s)
+                continue
+            try:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                    break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass
+            await self._pool.release(conn)
+            log.debug("%s: another instance is active; standing by", self.name)
+            await self._sleep(self.config.standby_poll_s)
+        try:
+            await self.status.report("running")
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)

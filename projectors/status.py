@@ -1,0 +1,49 @@
+"""What each projection reports about itself (state, checkpoint, lag), kept in PostgreSQL.
+
+States: starting, standby, catching_up, running, stalled, sink_down, stopped_on_poison,
+stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import asyncpg
+
+UPSERT = """
+INSERT INTO projection_status (name, state, detail, owner, updated_at)
+VALUES ($1, $2, $3, $4, now())
+ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
+    owner = EXCLUDED.owner, updated_at = now()"""
+SELECT_ALL = """
+SELECT s.name, s.state, s.detail, s.owner, s.updated_at,
+       (SELECT count(*) FROM dead_letters d WHERE d.projection = s.name) AS dead_letters
+FROM projection_status s ORDER BY s.name"""
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class StatusBoard:
+    """Writes one projection's status row, on every change of state and every few seconds."""
+
+    def __init__(self, pool: asyncpg.Pool[Any], name: str, every_s: float = 2.0) -> None:
+        self._pool = pool
+        self._name = name
+        self._every_s = every_s
+        self._last: tuple[str, float] = ("", 0.0)
+        self.state = "starting"
+        self.detail: dict[str, Any] = {}
+
+    async def report(self, state: str, **detail: Any) -> None:
+        self.state = state
+        self.detail.update(detail)
+        now = time.monotonic()
+        if state == self._last[0] and now - self._last[1] < self._every_s:
+            return
+        try:
+            await self._pool.execute(UPSERT, self._name, state, self.detail, OWNER)
+            self._last = (state, now)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pass  # status is advisory; PostgreSQL being down is reported elsewhere
