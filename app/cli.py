@@ -157,3 +157,7 @@ def role_from_env(value: str | None) -> Role:
     if value in ("read", "write"):
         return value  # type: ignore[return-value]
     return "all"
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,8 @@ Role = Literal["all", "read", "write"]
 class Settings(BaseSettings):
     """Read from the environment, then from `.stack/env` written by `orders stack up`."""
 
-    model_config = SettingsConfigDict(env_file=".stack/env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".stack/env", extra="ignore",
+                                      populate_by_name=True)
 
     database_url: str = Field(description="PostgreSQL DSN (asyncpg)")
     elasticsearch_url: str = "http://127.0.0.1:59200"

@@ -65,6 +65,7 @@ class Projection:
         self.status = StatusBoard(pool, sink.name)
         self._stop = asyncio.Event()
         self._held_back_since: float | None = None
+        self.active = False  # True while this instance holds the projection's lock
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; only the holder of the projection's lock applies."""
@@ -198,10 +199,12 @@ class Projection:
             await self._pool.release(conn)
             log.debug("%s: another instance is active; standing by", self.name)
             await self._sleep(self.config.standby_poll_s)
+        self.active = True
         try:
             await self.status.report("running")
             yield
         finally:
+            self.active = False
             with contextlib.suppress(Exception):
                 await conn.execute("SELECT pg_advisory_unlock($1)", key)
             with contextlib.suppress(Exception):

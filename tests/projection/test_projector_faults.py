@@ -1,0 +1,241 @@
+"""The projector under faults: replays, crashes, outages, poison, two instances, stalls."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from app.positions import Checkpoint, PostgresCheckpoints
+from app.readmodels import dashboard_checkpoint
+from app.settings import Settings
+from app.write.store import OrderStore
+from projectors.changes import load_changes
+from projectors.dashboard_sink import DashboardSink
+from projectors.log import LogReader
+from projectors.process import open_projector
+from projectors.search_sink import SearchIndexSink
+from tests.projection.conftest import FAST, RunProjector
+from tests.projection.test_projector import assert_read_models_match, caught_up
+from tests.support import (
+    TcpProxy,
+    eventually,
+    indexed_orders,
+    redis_figures,
+    sql_truth,
+    write_orders,
+)
+
+Pool = Any
+
+
+async def test_replaying_a_batch_changes_nothing(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings) -> None:
+    await write_orders(store, 80, writers=4)
+    batch = await LogReader(clean_db).read(Checkpoint.start(), 10_000)
+    changes, poison = await load_changes(clean_db, batch)
+    assert poison is None and len(changes) == len(batch)
+    search = SearchIndexSink(es, PostgresCheckpoints(clean_db), alias=read_settings.search_alias)
+    dash = DashboardSink(redis, namespace=read_settings.dashboard_namespace)
+    for sink in (search, dash):
+        await sink.prepare()
+        await sink.apply(changes, batch[-1].checkpoint)
+    before = (await indexed_orders(es, read_settings.search_alias),
+              await redis_figures(redis, read_settings.dashboard_namespace))
+    again_search = await search.apply(changes, batch[-1].checkpoint)
+    again_dash = await dash.apply(changes, batch[-1].checkpoint)
+    after = (await indexed_orders(es, read_settings.search_alias),
+             await redis_figures(redis, read_settings.dashboard_namespace))
+    assert after == before
+    assert again_search.applied == 0 and again_search.stale > 0
+    assert again_dash.applied == 0
+    assert before[1] == await sql_truth(clean_db)
+
+
+def _projector_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": settings.database_url,
+            "ELASTICSEARCH_URL": settings.elasticsearch_url, "REDIS_URL": settings.redis_url,
+            "ORDERS_SEARCH_ALIAS": settings.search_alias,
+            "ORDERS_DASHBOARD_NAMESPACE": settings.dashboard_namespace}
+
+
+def _spawn(settings: Settings, batch_size: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "project", "--batch-size",
+                             str(batch_size), "--metrics-port", "0"],
+                            env=_projector_env(settings), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+async def test_sigkill_midway_then_restart_counts_nothing_twice(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings) -> None:
+    await write_orders(store, 3000, writers=8)
+    proc = _spawn(read_settings, batch_size=50)
+    try:
+        async def some_progress() -> bool:
+            cp = await dashboard_checkpoint(redis, read_settings.dashboard_namespace)
+            return cp.position > 500
+        await eventually(some_progress, 60, "some progress before the kill")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert not await caught_up(clean_db, es, redis, read_settings)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc = _spawn(read_settings, batch_size=500)
+    try:
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 90,
+                         "catch-up after restart")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    await assert_read_models_match(clean_db, es, redis, read_settings)
+
+
+async def test_search_outage_keeps_dashboard_current_and_search_catches_up(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings, run_projector: RunProjector) -> None:
+    target = urlsplit(read_settings.elasticsearch_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 9200)
+    await proxy.start()
+    proxied = read_settings.model_copy(
+        update={"elasticsearch_url": f"http://127.0.0.1:{proxy.port}"})
+    async with run_projector(proxied) as projector:
+        await write_orders(store, 100, writers=4)
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 30, "warm-up")
+        await proxy.cut()
+        await write_orders(store, 200, writers=4, seed=11)
+        truth = await sql_truth(clean_db)
+        await eventually(lambda: _dashboard_equals(redis, read_settings, truth), 30,
+                         "dashboard current during the search outage")
+        search = next(p for p in projector.projections if p.name == "search")
+        await eventually(lambda: _state_is(search, "sink_down"), 30, "search reported down")
+        await proxy.start()
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60,
+                         "search catch-up after the outage")
+    await proxy.cut()
+    await assert_read_models_match(clean_db, es, redis, read_settings)
+
+
+async def _dashboard_equals(redis: Redis, settings: Settings, truth: dict[str, Any]) -> bool:
+    return await redis_figures(redis, settings.dashboard_namespace) == truth
+
+
+async def _state_is(projection: Any, state: str) -> bool:
+    return bool(projection.status.state == state)
+
+
+async def _insert_poison(pool: Pool) -> int:
+    position: int = await pool.fetchval(
+        "INSERT INTO events (stream_id, version, type, schema_version, data) "
+        "VALUES ($1, 1, 'OrderTeleported', 1, '{}'::jsonb) RETURNING position", uuid.uuid4())
+    return position
+
+
+async def test_poison_event_is_dead_lettered_and_stops_the_projection(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings, run_projector: RunProjector) -> None:
+    async with run_projector() as projector:
+        await write_orders(store, 16, writers=2)
+        poison = await _insert_poison(clean_db)
+        await write_orders(store, 16, writers=2, seed=3)
+
+        async def stopped() -> bool:
+            return all(p.status.state == "stopped_on_poison" for p in projector.projections)
+
+        await eventually(stopped, 30, "both projections stopped on the poison event")
+    rows = await clean_db.fetch("SELECT projection, position, error FROM dead_letters")
+    assert {(r["projection"], r["position"]) for r in rows} == {
+        ("search", poison), ("dashboard", poison)}
+    assert all("OrderTeleported" in r["error"] for r in rows)
+    state = await clean_db.fetchval(
+        "SELECT state FROM projection_status WHERE name = 'dashboard'")
+    assert state in ("stopped_on_poison", "stopped")
+    cp = await dashboard_checkpoint(redis, read_settings.dashboard_namespace)
+    assert cp.position < poison  # nothing past the poison was applied
+
+
+async def test_poison_event_is_skipped_only_when_configured(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings, run_projector: RunProjector) -> None:
+    from dataclasses import replace
+
+    async with run_projector(config=replace(FAST, skip_poison=True)):
+        await write_orders(store, 16, writers=2)
+        poison = await _insert_poison(clean_db)
+        await write_orders(store, 16, writers=2, seed=3)
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 30, "catch-up")
+    assert await clean_db.fetchval("SELECT count(*) FROM dead_letters WHERE position = $1",
+                                   poison) == 2
+    await assert_read_models_match(clean_db, es, redis, read_settings)
+
+
+async def test_two_instances_one_active_and_the_standby_takes_over(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings) -> None:
+    stops = [asyncio.Event(), asyncio.Event()]
+    async with open_projector(read_settings, FAST) as first, \
+            open_projector(read_settings, FAST) as second:
+        tasks = [asyncio.create_task(p.run(s)) for p, s in zip((first, second), stops,
+                                                               strict=True)]
+        await write_orders(store, 40, writers=2)
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 30, "catch-up")
+
+        def active(p: Any) -> set[str]:
+            return {x.name for x in p.projections if x.active}
+
+        assert active(first) | active(second) == {"search", "dashboard"}
+        assert not active(first) & active(second)
+        leader, standby = (first, second) if active(first) else (second, first)
+        leader_index = (first, second).index(leader)
+        leader.pool.terminate()  # the leader dies: its sessions end, its locks go with them
+        stops[leader_index].set()
+        await write_orders(store, 40, writers=2, seed=5)
+
+        async def took_over() -> bool:
+            return active(standby) == {"search", "dashboard"}
+
+        await eventually(took_over, 15, "standby takes over")
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 30,
+                         "catch-up by the new leader")
+        for stop in stops:
+            stop.set()
+        await asyncio.wait(tasks, timeout=30)
+    await assert_read_models_match(clean_db, es, redis, read_settings)
+
+
+async def test_stall_guard_names_the_transaction_holding_the_horizon(
+        store: OrderStore, clean_db: Pool, read_settings: Settings,
+        run_projector: RunProjector) -> None:
+    async with run_projector(only={"dashboard"}) as projector:
+        blocker = await asyncpg.connect(read_settings.database_url)
+        try:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT pg_current_xact_id()")  # holds an xid open
+            blocker_pid = blocker.get_server_pid()
+            await write_orders(store, 8, writers=2)
+            dash = projector.projections[0]
+            await eventually(lambda: _state_is(dash, "stalled"), 20, "stalled state")
+            assert dash.status.detail["stalled_by"]["pid"] == blocker_pid
+            await tx.rollback()
+        finally:
+            await blocker.close()
+        await eventually(lambda: _state_is(dash, "running"), 20, "running again")
+
+
+async def test_checkpoint_of_search_never_moves_backwards(clean_db: Pool) -> None:
+    checkpoints = PostgresCheckpoints(clean_db)
+    await checkpoints.save("search:x", Checkpoint(10, 5))
+    await checkpoints.save("search:x", Checkpoint(9, 50))
+    assert await checkpoints.load("search:x") == Checkpoint(10, 5)
