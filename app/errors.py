@@ -11,12 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
+import elasticsearch as es_exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis import exceptions as redis_exceptions
 from starlette.exceptions import HTTPException
 
 from app.domain.errors import DomainError
+from app.read.consistency import ProjectionBehind
+from app.read.search import BadCursor
 
 log = logging.getLogger("orders.api")
 
@@ -51,6 +55,11 @@ _PG_UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.Postgr
                    asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError)
 
 
+_ES_UNAVAILABLE = (es_exceptions.ConnectionError, es_exceptions.ConnectionTimeout,
+                   es_exceptions.TransportError)
+_REDIS_UNAVAILABLE = (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)
+
+
 def install(app: FastAPI) -> None:
     """Register the envelope handlers on the app."""
 
@@ -73,8 +82,36 @@ def install(app: FastAPI) -> None:
         return envelope(503, "ServiceUnavailable", exc.message, {"service": exc.service},
                         {"Retry-After": "1"})
 
+    @app.exception_handler(ProjectionBehind)
+    async def behind(_: Request, exc: ProjectionBehind) -> JSONResponse:
+        details = {"projection": exc.projection, "required_position": exc.required,
+                   "projection_position": exc.current}
+        return envelope(503, "ProjectionBehind", str(exc), details,
+                        {"Retry-After": "1", "X-Projection-Position": str(exc.current)})
+
+    @app.exception_handler(BadCursor)
+    async def bad_cursor(_: Request, exc: BadCursor) -> JSONResponse:
+        return envelope(422, "validation_error", str(exc), [{"loc": ["query", "cursor"]}])
+
+    @app.exception_handler(es_exceptions.ApiError)
+    async def es_refused(_: Request, exc: es_exceptions.ApiError) -> JSONResponse:
+        if exc.status_code == 404:  # no index yet: the projector has not started
+            return envelope(503, "ServiceUnavailable", "the search index does not exist yet",
+                            {"service": "elasticsearch"}, {"Retry-After": "1"})
+        if exc.status_code == 400:
+            return envelope(422, "validation_error", "the search could not be run",
+                            {"reason": str(exc.message)[:300]})
+        return envelope(503, "ServiceUnavailable", "Elasticsearch refused the request",
+                        {"service": "elasticsearch"}, {"Retry-After": "1"})
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, _ES_UNAVAILABLE):
+            return envelope(503, "ServiceUnavailable", "Elasticsearch is not available",
+                            {"service": "elasticsearch"}, {"Retry-After": "1"})
+        if isinstance(exc, _REDIS_UNAVAILABLE):
+            return envelope(503, "ServiceUnavailable", "Redis is not available",
+                            {"service": "redis"}, {"Retry-After": "1"})
         if isinstance(exc, _PG_UNAVAILABLE):
             return envelope(503, "ServiceUnavailable", "a backing service is not available",
                             {"service": "postgres"}, {"Retry-After": "1"})

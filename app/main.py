@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 
 from elasticsearch import AsyncElasticsearch
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
-from app import admin, errors, health
+from app import admin, errors, health, web
 from app.deps import Services
 from app.middleware import BodyLimit, CorrelationId
+from app.read import router as read_router
+from app.read.wiring import ReadSide
 from app.settings import Role, Settings
 from app.write import router as write_router
 from app.write.pool import create_pool
@@ -30,9 +33,13 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
         es = AsyncElasticsearch(config.elasticsearch_url, request_timeout=10)
         redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         app.state.services = Services(config, pool, es, redis, OrderStore(pool))
+        read = ReadSide.open(config, pool, es, redis) if chosen in ("all", "read") else None
+        app.state.read = read
         try:
             yield
         finally:
+            if read is not None:
+                await read.close()
             await pool.close()
             await es.close()
             await redis.aclose()
@@ -48,6 +55,10 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
     chosen = role or (settings.role if settings else "all")
     if chosen in ("all", "write"):
         app.include_router(write_router.router)
+    if chosen in ("all", "read"):
+        app.include_router(read_router.router)
+        app.include_router(web.router)
+        app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     app.include_router(health.router)
     app.include_router(admin.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes if settings else 1 << 20)

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 SELECT = "SELECT transaction_id::text AS tx, position FROM projection_checkpoints WHERE name = $1"
+CHECKPOINT_CHANNEL = "orders_checkpoints"
 UPSERT = """
 INSERT INTO projection_checkpoints (name, transaction_id, position)
 VALUES ($1, $2::text::xid8, $3)
@@ -46,7 +47,10 @@ class PostgresCheckpoints:
         return Checkpoint(int(row["tx"]), row["position"]) if row else Checkpoint.start()
 
     async def save(self, name: str, checkpoint: Checkpoint) -> None:
-        await self._pool.execute(UPSERT, name, str(checkpoint.tx), checkpoint.position)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(UPSERT, name, str(checkpoint.tx), checkpoint.position)
+            # Read routers waiting on `X-Min-Position` wake on this instead of polling.
+            await conn.execute("SELECT pg_notify($1, $2)", CHECKPOINT_CHANNEL, name)
 
     async def delete(self, name: str) -> None:
         await self._pool.execute("DELETE FROM projection_checkpoints WHERE name = $1", name)

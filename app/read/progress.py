@@ -1,0 +1,82 @@
+"""Push, not polling: fan out "a projection moved" notices to waiting requests and SSE clients.
+
+The search projection's checkpoint lives in PostgreSQL and is announced with NOTIFY; the
+dashboard's lives in Redis and is announced on a pub/sub channel. One listener per process
+and source feeds a `Broadcast`; each waiter gets its own small queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+log = logging.getLogger("orders.read")
+
+
+class Broadcast:
+    """Latest-wins fan-out: a slow subscriber misses intermediate notices, never the last."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[str]] = set()
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[str]]:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+        self._queues.add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+    def publish(self, message: str) -> None:
+        for queue in self._queues:
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(message)
+
+
+async def listen_postgres(dsn: str, channel: str, target: Broadcast) -> None:
+    """Forward NOTIFY payloads on `channel` until cancelled; reconnect after outages."""
+    while True:
+        conn: asyncpg.Connection[Any] | None = None
+        try:
+            closed = asyncio.Event()
+            conn = await asyncpg.connect(dsn, timeout=5)
+            conn.add_termination_listener(lambda _, done=closed: done.set())
+            await conn.add_listener(channel, lambda *args: target.publish(str(args[-1])))
+            await closed.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("checkpoint listener: %s; retrying", type(exc).__name__)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+        target.publish("reconnected")  # waiters re-check after a gap in notices
+        await asyncio.sleep(1)
+
+
+async def listen_redis(redis: Redis, channel: str, target: Broadcast) -> None:
+    """Forward pub/sub messages on `channel` until cancelled; resubscribe after outages."""
+    while True:
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        data = message["data"]
+                        target.publish(data.decode() if isinstance(data, bytes) else str(data))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("dashboard listener: %s; retrying", type(exc).__name__)
+        target.publish("reconnected")
+        await asyncio.sleep(1)

@@ -1,0 +1,148 @@
+"""The read API: search box, suggestions, customer orders, dashboard and its live stream.
+
+Every answer carries `X-Projection-Position`; `X-Min-Position` (or `X-Min-Version`) makes
+a read wait for, or refuse with 503, a projection that has not applied that position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
+
+from app.positions import Checkpoint
+from app.read.consistency import MAX_WAIT_MS, wait_until_applied
+from app.read.search import SearchQuery
+from app.read.wiring import ReadSide
+
+router = APIRouter(tags=["read"])
+HEARTBEAT_S = 15.0
+
+
+def get_read(request: Request) -> ReadSide:
+    read: ReadSide = request.app.state.read
+    return read
+
+
+ReadDep = Annotated[ReadSide, Depends(get_read)]
+MinPosition = Annotated[str | None, Header(alias="X-Min-Position",
+                                           description="answer only once this is applied")]
+MinVersion = Annotated[str | None, Header(alias="X-Min-Version",
+                                          description="same as X-Min-Position")]
+WaitMs = Annotated[int, Query(ge=0, le=MAX_WAIT_MS, description="wait this long to catch up")]
+Money = Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)]
+Status = Literal["placed", "cancelled", "shipped"]
+SortParam = Literal["relevance", "placed_at", "-placed_at", "total", "-total"]
+
+
+def _min_position(position: str | None, version: str | None) -> int | None:
+    raw = position if position is not None else version
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not text.isdigit() or len(text) > 18:
+        name = "X-Min-Position" if position is not None else "X-Min-Version"
+        raise RequestValidationError([{"loc": ("header", name), "type": "value_error",
+                                       "msg": "must be a log position (a whole number >= 0)"}])
+    return int(text)
+
+
+async def _caught_up(read: ReadSide, projection: str, response: Response,
+                     position: str | None, version: str | None, wait_ms: int) -> Checkpoint:
+    checkpoint: Callable[[], Awaitable[Checkpoint]]
+    if projection == "search":
+        checkpoint, progress = read.search_checkpoint, read.search_progress
+    else:
+        checkpoint, progress = read.dashboard.checkpoint, read.dashboard_progress
+    current = await wait_until_applied(projection, _min_position(position, version), wait_ms,
+                                       checkpoint, read.log, progress)
+    response.headers["X-Projection-Position"] = str(current.position)
+    return current
+
+
+@router.get("/search/orders")
+async def search_orders(
+    read: ReadDep, response: Response,
+    q: Annotated[str | None, Query(max_length=500)] = None,
+    status: Annotated[list[Status] | None, Query()] = None,
+    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    placed_from: datetime | None = None, placed_to: datetime | None = None,
+    min_total: Money = None, max_total: Money = None,
+    sort: SortParam = "relevance",
+    size: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
+) -> dict[str, Any]:
+    """Full-text order search with filters, status facets, highlights and cursor paging."""
+    await _caught_up(read, "search", response, x_min_position, x_min_version, wait_ms)
+    query = SearchQuery(q=q.strip() or None if q else None, status=list(status or []),
+                        customer_id=customer_id, placed_from=placed_from, placed_to=placed_to,
+                        min_total=min_total, max_total=max_total, sort=sort, size=size,
+                        cursor=cursor)
+    return await read.search.search(query)
+
+
+@router.get("/search/suggest")
+async def suggest(
+    read: ReadDep, response: Response,
+    prefix: Annotated[str, Query(min_length=1, max_length=100)],
+    wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
+) -> dict[str, Any]:
+    """As-you-type suggestions: customer names, item names and SKUs starting with `prefix`."""
+    await _caught_up(read, "search", response, x_min_position, x_min_version, wait_ms)
+    return {"suggestions": await read.search.suggest(prefix.strip() or prefix, 10)}
+
+
+@router.get("/customers/{customer_id}/orders")
+async def customer_orders(
+    read: ReadDep, response: Response, customer_id: str,
+    wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
+) -> dict[str, Any]:
+    """The customer's newest 50 orders by `placed_at`."""
+    if not 0 < len(customer_id) <= 64:
+        raise RequestValidationError([{"loc": ("path", "customer_id"), "type": "value_error",
+                                       "msg": "customer_id must be 1..64 characters"}])
+    await _caught_up(read, "search", response, x_min_position, x_min_version, wait_ms)
+    return {"customer_id": customer_id, "orders": await read.search.customer_orders(customer_id)}
+
+
+@router.get("/dashboard")
+async def dashboard(
+    read: ReadDep, response: Response,
+    days: Annotated[int, Query(ge=0, le=366)] = 30,
+    wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
+) -> dict[str, Any]:
+    """Counters, per-day buckets and top SKUs, read from Redis in one round trip."""
+    await _caught_up(read, "dashboard", response, x_min_position, x_min_version, wait_ms)
+    body, checkpoint = await read.dashboard.read(days=days)
+    response.headers["X-Projection-Position"] = str(checkpoint.position)
+    return body
+
+
+@router.get("/dashboard/stream", response_class=StreamingResponse)
+async def dashboard_stream(read: ReadDep, request: Request) -> StreamingResponse:
+    """Server-Sent Events: the dashboard now, then again after every applied batch."""
+
+    async def events() -> AsyncIterator[str]:
+        async with read.dashboard_progress.subscribe() as notices:
+            while not await request.is_disconnected():
+                body, checkpoint = await read.dashboard.read()
+                yield f"event: dashboard\nid: {checkpoint.position}\ndata: {json.dumps(body)}\n\n"
+                while True:
+                    try:
+                        await asyncio.wait_for(notices.get(), HEARTBEAT_S)
+                        break
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        yield ": heartbeat\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,78 @@
+"""The read side of one API process: readers, checkpoints and progress listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from app.positions import CHECKPOINT_CHANNEL, Checkpoint, LogPositions, PostgresCheckpoints
+from app.read.dashboard import DashboardReader
+from app.read.progress import Broadcast, listen_postgres, listen_redis
+from app.read.search import SearchReader
+from app.readmodels import dashboard_channel, live_index, search_checkpoint_name
+from app.settings import Settings
+
+
+class SearchCheckpoint:
+    """The checkpoint of the index behind the alias; the alias is re-resolved every second.
+
+    Right after an alias swap this may report the old index's checkpoint for up to a second:
+    that can only under-report (a 503 and a retry), never claim an event not yet applied.
+    """
+
+    def __init__(self, es: AsyncElasticsearch, pool: asyncpg.Pool[Any], alias: str,
+                 ttl_s: float = 1.0) -> None:
+        self._es = es
+        self._checkpoints = PostgresCheckpoints(pool)
+        self._alias = alias
+        self._ttl_s = ttl_s
+        self._index: str | None = None
+        self._resolved_at = float("-inf")
+
+    async def __call__(self) -> Checkpoint:
+        if time.monotonic() - self._resolved_at > self._ttl_s:
+            self._index = await live_index(self._es, self._alias)
+            self._resolved_at = time.monotonic()
+        if self._index is None:
+            return Checkpoint.start()
+        return await self._checkpoints.load(search_checkpoint_name(self._index))
+
+
+@dataclass
+class ReadSide:
+    search: SearchReader
+    dashboard: DashboardReader
+    search_checkpoint: SearchCheckpoint
+    log: LogPositions
+    search_progress: Broadcast = field(default_factory=Broadcast)
+    dashboard_progress: Broadcast = field(default_factory=Broadcast)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, settings: Settings, pool: asyncpg.Pool[Any], es: AsyncElasticsearch,
+             redis: Redis) -> ReadSide:
+        """Build the readers and start the progress listeners."""
+        side = cls(SearchReader(es, settings.search_alias),
+                   DashboardReader(redis, settings.dashboard_namespace),
+                   SearchCheckpoint(es, pool, settings.search_alias), LogPositions(pool))
+        side.tasks = [
+            asyncio.create_task(listen_postgres(settings.database_url, CHECKPOINT_CHANNEL,
+                                                side.search_progress)),
+            asyncio.create_task(listen_redis(redis, dashboard_channel(
+                settings.dashboard_namespace), side.dashboard_progress)),
+        ]
+        return side
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
