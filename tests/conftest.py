@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -17,7 +18,8 @@ from app.write.pool import create_pool
 from infra.migrate import migrate
 from tests.services import ServiceUrls, resolve
 
-TEST_DATABASE = "orders_test"
+# One database per test run, so parallel runs on one machine never share one.
+TEST_DATABASE = f"orders_test_{os.getpid()}"
 TABLES = "events, orders, order_lines, idempotency_keys, projection_checkpoints, dead_letters"
 
 
@@ -32,18 +34,23 @@ def _with_database(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-@pytest.fixture(scope="session")
-async def database_url(service_urls: ServiceUrls) -> str:
-    """A database made fresh for this run, with every migration applied."""
+async def _admin(service_urls: ServiceUrls, statement: str) -> None:
     admin = await asyncpg.connect(service_urls.database)
     try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {TEST_DATABASE}")
+        await admin.execute(statement)
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(service_urls: ServiceUrls) -> AsyncIterator[str]:
+    """A database made fresh for this run, with every migration applied; dropped after."""
+    await _admin(service_urls, f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
+    await _admin(service_urls, f"CREATE DATABASE {TEST_DATABASE}")
     url = _with_database(service_urls.database, TEST_DATABASE)
     await migrate(url)
-    return url
+    yield url
+    await _admin(service_urls, f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +81,15 @@ async def client(settings: Settings, clean_db: Any) -> AsyncIterator[httpx.Async
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http
+
+
+# Read-side fixtures (isolated alias and namespace per test, in-process projector).
+from tests.readside_fixtures import (  # noqa: E402
+    es,
+    read_settings,
+    redis,
+    run_projector,
+    store,
+)
+
+__all__ = ["es", "read_settings", "redis", "run_projector", "store"]

@@ -64,19 +64,24 @@ async def listen_postgres(dsn: str, channel: str, target: Broadcast) -> None:
         await asyncio.sleep(1)
 
 
-async def listen_redis(redis: Redis, channel: str, target: Broadcast) -> None:
-    """Forward pub/sub messages on `channel` until cancelled; resubscribe after outages."""
-    while True:
+async def listen_redis(redis: Redis, channel: str, target: Broadcast,
+                       stop: asyncio.Event) -> None:
+    """Forward pub/sub messages on `channel` until `stop`; resubscribe after outages.
+
+    Stopped by a flag, not by cancellation: a pub/sub read that is cancelled mid-way can
+    leave redis-py waiting on its connection.
+    """
+    while not stop.is_set():
         try:
-            async with redis.pubsub() as pubsub:
+            async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(channel)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                while not stop.is_set():
+                    message = await pubsub.get_message(timeout=0.5)
+                    if message is not None and message.get("type") == "message":
                         data = message["data"]
                         target.publish(data.decode() if isinstance(data, bytes) else str(data))
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             log.info("dashboard listener: %s; retrying", type(exc).__name__)
         target.publish("reconnected")
-        await asyncio.sleep(1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +53,7 @@ class ReadSide:
     search_progress: Broadcast = field(default_factory=Broadcast)
     dashboard_progress: Broadcast = field(default_factory=Broadcast)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def open(cls, settings: Settings, pool: asyncpg.Pool[Any], es: AsyncElasticsearch,
@@ -66,13 +66,17 @@ class ReadSide:
             asyncio.create_task(listen_postgres(settings.database_url, CHECKPOINT_CHANNEL,
                                                 side.search_progress)),
             asyncio.create_task(listen_redis(redis, dashboard_channel(
-                settings.dashboard_namespace), side.dashboard_progress)),
+                settings.dashboard_namespace), side.dashboard_progress, side.stop)),
         ]
         return side
 
     async def close(self) -> None:
+        self.stop.set()
+        _, pending = await asyncio.wait(self.tasks, timeout=0.1)
+        for task in pending:
+            if task is not self.tasks[-1]:  # the Redis listener ends on the flag
+                task.cancel()
+        await asyncio.wait(self.tasks, timeout=3)
         for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if not task.done():
+                task.cancel()
