@@ -115,6 +115,57 @@ async def _status(settings: Settings) -> list[dict[str, Any]]:
 
 
 @main.command()
+def demo(
+    orders: Annotated[int, typer.Option(help="how many orders to write")] = 10_000,
+    days: Annotated[int, typer.Option(help="spread them over this many past days")] = 7,
+    seed: int = 42,
+) -> None:
+    """Write realistic demo orders fast (bulk path of the write store)."""
+    asyncio.run(_demo(_settings(), orders, days, seed))
+
+
+async def _demo(settings: Settings, orders: int, days: int, seed: int) -> None:
+    import time
+
+    from rich.progress import Progress
+
+    from app.demo import generate
+    from app.write.pool import create_pool
+    from app.write.store import OrderStore
+
+    pool = await create_pool(settings.database_url, min_size=2, max_size=8, command_timeout=120)
+    started = time.perf_counter()
+    try:
+        with Progress() as bar:
+            task = bar.add_task("events", total=int(orders * 1.57))
+            events = await generate(OrderStore(pool), orders, days=days, seed=seed,
+                                    progress=lambda n: bar.advance(task, n))
+    finally:
+        await pool.close()
+    elapsed = time.perf_counter() - started
+    typer.echo(f"{orders} orders, {events} events in {elapsed:.1f}s "
+               f"({events / elapsed:,.0f} events/s)")
+
+
+@main.command()
+def reindex(
+    target: Annotated[str, typer.Argument(help="search | dashboard")],
+    restart: Annotated[bool, typer.Option(
+        help="abandon an unfinished rebuild (drop its half-built target) and start over")] = False,
+    keep_old: Annotated[bool, typer.Option(help="keep the replaced index or keys")] = False,
+) -> None:
+    """Rebuild a read model from the log with no downtime (resumes an unfinished one)."""
+    if target not in ("search", "dashboard"):
+        raise typer.BadParameter("target must be search or dashboard")
+    from projectors.process import run_rebuild
+
+    job = asyncio.run(run_rebuild(_settings(), target, restart=restart,  # type: ignore[arg-type]
+                                  keep_old=keep_old, show_progress=True))
+    typer.echo(f"{target} rebuilt: {job['old_target']} -> {job['new_target']}, "
+               f"{job['events_read']} events read, {job['docs_written']} documents written")
+
+
+@main.command()
 def migrate() -> None:
     """Apply pending SQL migrations (safe to run twice)."""
     from infra.migrate import migrate as run_migrations

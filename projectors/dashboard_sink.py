@@ -8,6 +8,7 @@ Money is kept in integer cents, so sums are exact.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ from app.readmodels import (
     dashboard_channel,
     dashboard_keys,
     dashboard_pointer,
+    live_generation,
     parse_checkpoint,
 )
 from projectors.changes import Change
 from projectors.documents import cents
-from projectors.sinks import ApplyResult, SinkUnavailable
+from projectors.sinks import ApplyResult, SinkMoved, SinkUnavailable
 
 SCRIPT = (Path(__file__).parent / "dashboard.lua").read_text()
+POINTER_RECHECK_S = 1.0
 COUNTERS, BY_DAY, TOP_SKUS = 1, 2, 3
 
 
@@ -69,6 +72,9 @@ class DashboardSink:
         self.redis = redis
         self.namespace = namespace
         self.generation = generation or ""
+        # A live sink follows the pointer key; a rebuild's sink stays on its generation.
+        self.follows_pointer = generation is None
+        self._pointer_checked = 0.0
         self.keys = dashboard_keys(namespace, self.generation)
         self._script = redis.register_script(SCRIPT)
 
@@ -90,7 +96,27 @@ class DashboardSink:
             raise SinkUnavailable(str(exc)) from None
         return parse_checkpoint(tx, position)
 
+    @property
+    def target(self) -> str:
+        return self.generation
+
+    async def _follow_pointer(self) -> None:
+        """Switch to the generation the pointer names now, if a rebuild swapped it."""
+        now = time.monotonic()
+        if not self.follows_pointer or now - self._pointer_checked < POINTER_RECHECK_S:
+            return
+        try:
+            live = await live_generation(self.redis, self.namespace)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise SinkUnavailable(str(exc)) from None
+        self._pointer_checked = now
+        if live and live != self.generation:
+            self.generation = live
+            self.keys = dashboard_keys(self.namespace, live)
+            raise SinkMoved(live)
+
     async def apply(self, changes: list[Change], upto: Checkpoint) -> ApplyResult:
+        await self._follow_pointer()
         batch = [[str(c.logged.checkpoint.tx), str(c.logged.position), deltas(c)]
                  for c in changes]
         # The batch's own end marker makes the checkpoint reach `upto` even when the last

@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +19,14 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from app import reindex_jobs
 from app.positions import PostgresCheckpoints
+from app.reindex_jobs import Target
 from app.settings import Settings
 from app.write.pool import create_pool
 from projectors.dashboard_sink import DashboardSink
 from projectors.log import LogNotifier
+from projectors.reindex import Rebuild
 from projectors.runner import Projection, ProjectionConfig
 from projectors.search_sink import SearchIndexSink
 from projectors.sinks import Sink
@@ -90,4 +95,55 @@ async def serve(settings: Settings, config: ProjectionConfig,
         loop.add_signal_handler(sig, stop.set)
     async with open_projector(settings, config) as projector:
         log.info("projecting %s", ", ".join(p.name for p in projector.projections))
-        await projector.run(stop)
+        await asyncio.gather(projector.run(stop),
+                             run_queued_rebuilds(projector, settings, stop))
+
+
+async def run_rebuild(settings: Settings, target: Target, *, restart: bool = False,
+                      keep_old: bool = False, show_progress: bool = False,
+                      job_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """Run one rebuild to the end (the CLI shows a progress bar)."""
+    async with open_projector(settings, only=set()) as projector:
+        rebuild = Rebuild(projector.pool, projector.es, projector.redis,
+                          settings.search_alias, settings.dashboard_namespace)
+        if not show_progress:
+            return await rebuild.run(target, restart=restart, keep_old=keep_old, job_id=job_id)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        total: int = await projector.pool.fetchval("SELECT count(*) FROM events")
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]:>8,.0f} ev/s docs {task.fields[docs]:,}"),
+                   TimeRemainingColumn())
+        with Progress(*columns) as bar:
+            task = bar.add_task(f"rebuild {target}", total=total, rate=0.0, docs=0)
+            started = time.monotonic()
+
+            def show(p: Any) -> None:
+                rate = p.events_read / max(time.monotonic() - started, 1e-6)
+                bar.update(task, completed=p.events_read, docs=p.docs_written, rate=rate)
+
+            rebuild.progress.listeners.append(show)
+            return await rebuild.run(target, restart=restart, keep_old=keep_old, job_id=job_id)
+
+
+async def run_queued_rebuilds(projector: Projector, settings: Settings,
+                              stop: asyncio.Event) -> None:
+    """Run rebuilds queued through `POST /admin/reindex`, one at a time, until `stop`."""
+    rebuild = Rebuild(projector.pool, projector.es, projector.redis, settings.search_alias,
+                      settings.dashboard_namespace)
+    while not stop.is_set():
+        try:
+            job = await reindex_jobs.next_queued(projector.pool)
+            if job is not None:
+                rebuild.progress = type(rebuild.progress)()
+                await rebuild.run(job["target"], keep_old=job["keep_old"], job_id=job["id"])
+        except Exception as exc:  # the job row records the failure; keep serving
+            log.warning("queued rebuild failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 2.0)

@@ -25,7 +25,7 @@ from app.positions import Checkpoint
 from projectors import metrics
 from projectors.changes import Change, load_changes
 from projectors.log import LoggedEvent, LogReader, Waiter
-from projectors.sinks import PoisonEvent, Sink, SinkUnavailable
+from projectors.sinks import PoisonEvent, Sink, SinkMoved, SinkUnavailable
 from projectors.status import StatusBoard
 
 log = logging.getLogger("orders.projector")
@@ -55,7 +55,8 @@ class Projection:
     """Drives one sink from the log; run it with `run(stop)`."""
 
     def __init__(self, sink: Sink, pool: asyncpg.Pool[Any], waiter: Waiter,
-                 config: ProjectionConfig | None = None) -> None:
+                 config: ProjectionConfig | None = None,
+                 stop: asyncio.Event | None = None) -> None:
         self.sink = sink
         self.name = sink.name
         self._pool = pool
@@ -63,7 +64,8 @@ class Projection:
         self._waiter = waiter
         self.config = config or ProjectionConfig()
         self.status = StatusBoard(pool, sink.name)
-        self._stop = asyncio.Event()
+        self._stop = stop or asyncio.Event()
+        self.last_batch_size = 0
         self._held_back_since: float | None = None
         self.active = False  # True while this instance holds the projection's lock
 
@@ -81,18 +83,23 @@ class Projection:
     async def step(self, checkpoint: Checkpoint) -> Checkpoint:
         """Apply one batch (or idle until the log grows); return the new checkpoint."""
         batch = await self._retry(lambda: self._reader.read(checkpoint, self.config.batch_size))
+        self.last_batch_size = len(batch)
         if not batch:
             await self._idle(checkpoint)
             await self._waiter.wait(self.config.poll_interval_s)
             return checkpoint
         self._held_back_since = None
         started = time.perf_counter()
-        checkpoint = await self._apply_batch(batch)
+        try:
+            checkpoint = await self._apply_batch(batch)
+        except SinkMoved:
+            log.info("%s: readers moved to a rebuilt target; following it", self.name)
+            return await self._retry(self.sink.checkpoint)
         metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
         metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         state = "catching_up" if len(batch) == self.config.batch_size else "running"
         await self.status.report(state, position=checkpoint.position,
-                                 transaction_id=checkpoint.tx)
+                                 transaction_id=checkpoint.tx, target=self.sink.target)
         return checkpoint
 
     async def _apply_batch(self, batch: list[LoggedEvent]) -> Checkpoint:

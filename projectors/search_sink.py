@@ -8,6 +8,7 @@ index was refreshed, so a checkpointed event is durable and searchable.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
@@ -16,8 +17,9 @@ from app.positions import Checkpoint, PostgresCheckpoints
 from app.readmodels import live_index, search_checkpoint_name
 from projectors.changes import Change
 from projectors.documents import index_body, order_document
-from projectors.sinks import ApplyResult, PoisonEvent, SinkUnavailable
+from projectors.sinks import ApplyResult, PoisonEvent, SinkMoved, SinkUnavailable
 
+ALIAS_RECHECK_S = 1.0
 # Statuses that mean "try again later", not "this document is bad".
 TRANSIENT = {408, 429, 500, 502, 503, 504}
 
@@ -32,7 +34,14 @@ class SearchIndexSink:
         self.es = es
         self.alias = alias
         self.index = index or ""
+        # A live sink follows the alias; a rebuild's sink stays on the index it builds.
+        self.follows_alias = index is None
         self._checkpoints = checkpoints
+        self._alias_checked = 0.0
+
+    @property
+    def target(self) -> str:
+        return self.index
 
     @property
     def checkpoint_name(self) -> str:
@@ -57,7 +66,22 @@ class SearchIndexSink:
     async def checkpoint(self) -> Checkpoint:
         return await self._checkpoints.load(self.checkpoint_name)
 
+    async def _follow_alias(self) -> None:
+        """Switch to the index the alias names now, if a rebuild swapped it (checked <= 1/s)."""
+        now = time.monotonic()
+        if not self.follows_alias or now - self._alias_checked < ALIAS_RECHECK_S:
+            return
+        try:
+            current = await live_index(self.es, self.alias)
+        except (ApiError, TransportError) as exc:
+            raise SinkUnavailable(str(exc)) from None
+        self._alias_checked = now
+        if current and current != self.index:
+            self.index = current
+            raise SinkMoved(current)
+
     async def apply(self, changes: list[Change], upto: Checkpoint) -> ApplyResult:
+        await self._follow_alias()
         latest: dict[str, Change] = {}
         for change in changes:  # the newest state of each order is the only one worth sending
             latest[str(change.after.order_id)] = change

@@ -1,6 +1,7 @@
 """What every sink shares: the interface the runner drives and the errors it tells apart.
 
     SinkUnavailable  the sink is down or overloaded: retry with back-off, the batch is intact
+    SinkMoved        a rebuild was swapped in: reload the checkpoint of the new target
     PoisonEvent      the sink rejects this event's content: dead-letter it, never skip silently
 """
 
@@ -15,6 +16,11 @@ from projectors.changes import Change
 
 class SinkUnavailable(Exception):
     """The read model's store did not accept the batch for a reason that may pass."""
+
+
+class SinkMoved(Exception):
+    """Readers were switched to another physical target (a rebuild was swapped in); the
+    projection must reload its checkpoint from the new target before applying more."""
 
 
 class PoisonEvent(Exception):
@@ -36,6 +42,10 @@ class Sink(Protocol):
     """A read model fed by the projector; it keeps its own checkpoint."""
 
     name: str
+
+    @property
+    def target(self) -> str:
+        """The physical index or key generation written now."""
 
     async def prepare(self) -> None:
         """Create what the read model needs (index, pointer keys); safe to repeat."""

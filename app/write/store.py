@@ -81,6 +81,11 @@ class WriteTx:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
 
+    @property
+    def connection(self) -> Conn:
+        """The transaction's connection, for bulk statements (app/write/bulk.py)."""
+        return self._conn
+
     async def load(self, order_id: UUID, *, lock: bool) -> Order:
         """The order's current state; with lock, the row stays locked until commit."""
         query = SELECT_ORDER + (" FOR UPDATE" if lock else "")

@@ -1,0 +1,260 @@
+"""Zero-downtime rebuilds of a read model from the log, resumable, one per target at a time.
+
+Search (blue/green): create `orders-v{N+1}` with loading settings; note the log horizon H;
+stream the log by order (`stream_id, version`), fold each order in memory and bulk-index
+final documents (several requests in flight); checkpoint the new index at H; catch up with
+the live projector's own logic; swap the alias in ONE `_aliases` call. The live projection
+follows the alias on its next batch and resumes from the new index's checkpoint, so nothing
+is lost or applied twice in effect. The old index goes only after the live side moved.
+
+Dashboard: fill a fresh key generation with the live projector's logic from the start of the
+log (its checkpoint lives with its keys, so a killed rebuild resumes), then repoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import asyncpg
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from app import reindex_jobs
+from app.positions import Checkpoint, LogPositions, PostgresCheckpoints
+from app.readmodels import (
+    dashboard_keys,
+    dashboard_pointer,
+    live_generation,
+    live_index,
+    search_checkpoint_name,
+)
+from app.reindex_jobs import RebuildRunning, Target
+from projectors.bulk_load import load_search_index
+from projectors.dashboard_sink import DashboardSink
+from projectors.documents import index_body
+from projectors.log import Waiter
+from projectors.runner import Projection, ProjectionConfig
+from projectors.search_sink import SearchIndexSink
+
+log = logging.getLogger("orders.reindex")
+HORIZON = """
+SELECT transaction_id::text AS tx, position FROM events
+WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id DESC, position DESC LIMIT 1"""
+CATCH_UP = ProjectionConfig(batch_size=5000, poll_interval_s=0.1, skip_poison=True)
+HANDOVER_LAG = 100  # swap once fewer events than this remain; the live side does the rest
+HANDOVER_WAIT_S = 15.0
+
+
+@dataclass
+class Progress:
+    """Counters shown by the progress bar and stored on the job row (throttled)."""
+
+    events_read: int = 0
+    docs_written: int = 0
+    listeners: list[Callable[[Progress], None]] = field(default_factory=list)
+
+    def add(self, events: int = 0, docs: int = 0) -> None:
+        self.events_read += events
+        self.docs_written += docs
+        for listener in self.listeners:
+            listener(self)
+
+
+@dataclass
+class Rebuild:
+    pool: asyncpg.Pool[Any]
+    es: AsyncElasticsearch
+    redis: Redis
+    alias: str
+    namespace: str
+    progress: Progress = field(default_factory=Progress)
+
+    async def run(self, target: Target, *, restart: bool = False, keep_old: bool = False,
+                  job_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """Run (or resume) the rebuild of `target` to the end; return the finished job."""
+        async with self._exclusive(target):
+            job = await self._job(target, restart, keep_old, job_id)
+            self.progress.events_read = job["events_read"]
+            self.progress.docs_written = job["docs_written"]
+            saver = asyncio.create_task(self._save_progress(job["id"]))
+            try:
+                if target == "search":
+                    await self._search(job)
+                else:
+                    await self._dashboard(job)
+            except Exception as exc:
+                await reindex_jobs.update(self.pool, job["id"], state="failed",
+                                          error=str(exc)[:2000])
+                raise
+            finally:
+                saver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await saver
+            await reindex_jobs.update(self.pool, job["id"], state="done",
+                                      events_read=self.progress.events_read,
+                                      docs_written=self.progress.docs_written)
+            done = await reindex_jobs.get(self.pool, job["id"])
+            assert done is not None
+            return done
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, target: Target) -> AsyncIterator[None]:
+        """One rebuild per target: a session-level advisory lock held for the whole job."""
+        key = zlib.crc32(f"reindex:{target}".encode())
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                raise RebuildRunning(f"a {target} rebuild is already running elsewhere")
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+
+    async def _job(self, target: Target, restart: bool, keep_old: bool,
+                   job_id: uuid.UUID | None) -> dict[str, Any]:
+        job = await reindex_jobs.active(self.pool, target)
+        if job is not None and restart and job["state"] != "queued":
+            await self._abandon(job)
+            job = None
+        if job is None:
+            await reindex_jobs.queue(self.pool, target, keep_old)
+            job = await reindex_jobs.active(self.pool, target)
+        assert job is not None
+        if job_id is not None and job["id"] != job_id:
+            raise RebuildRunning(f"another {target} rebuild ({job['id']}) must finish first")
+        return job
+
+    async def _abandon(self, job: dict[str, Any]) -> None:
+        """Drop a half-built target of an unfinished job and mark it abandoned."""
+        if job["new_target"]:
+            if job["target"] == "search":
+                await self.es.indices.delete(index=job["new_target"], ignore_unavailable=True)
+                await PostgresCheckpoints(self.pool).delete(
+                    search_checkpoint_name(job["new_target"]))
+            else:
+                await self.redis.delete(*dashboard_keys(self.namespace,
+                                                        job["new_target"]).values())
+        await reindex_jobs.update(self.pool, job["id"], state="abandoned")
+
+    async def _save_progress(self, job_id: uuid.UUID) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await reindex_jobs.update(self.pool, job_id, events_read=self.progress.events_read,
+                                      docs_written=self.progress.docs_written)
+
+    async def _horizon(self) -> Checkpoint:
+        row = await self.pool.fetchrow(HORIZON)
+        return Checkpoint(int(row["tx"]), row["position"]) if row else Checkpoint.start()
+
+    # ------------------------------------------------------------------ search
+
+    async def _search(self, job: dict[str, Any]) -> None:
+        job_id = job["id"]
+        if job["state"] == "queued":
+            old = await live_index(self.es, self.alias)
+            new = await self._next_index()
+            horizon = await self._horizon()
+            body = index_body()
+            loading = {**body["settings"], "number_of_replicas": 0, "refresh_interval": "-1"}
+            await self.es.indices.create(index=new, settings=loading,
+                                         mappings=body["mappings"])
+            total: int = await self.pool.fetchval("SELECT count(*) FROM events")
+            await reindex_jobs.update(self.pool, job_id, state="loading", new_target=new,
+                                      old_target=old, start_tx=str(horizon.tx),
+                                      start_position=horizon.position, events_total=total)
+            job = await reindex_jobs.get(self.pool, job_id) or job
+        new_index = job["new_target"]
+        if job["state"] == "loading":
+            await load_search_index(self.pool, self.es, new_index, job["resume_after"],
+                                    self.progress,
+                                    lambda stream: reindex_jobs.update(
+                                        self.pool, job_id, resume_after=stream))
+            await PostgresCheckpoints(self.pool).save(
+                search_checkpoint_name(new_index),
+                Checkpoint(int(job["start_tx"]), job["start_position"]))
+            await self.es.indices.put_settings(index=new_index, settings={
+                "refresh_interval": index_body()["settings"]["refresh_interval"]})
+            await self.es.indices.refresh(index=new_index)
+            await reindex_jobs.update(self.pool, job_id, state="catching_up")
+        sink = SearchIndexSink(self.es, PostgresCheckpoints(self.pool), self.alias, new_index)
+        sink.name = f"reindex:{new_index}"
+        await self._catch_up(sink, count_events=True)
+        await reindex_jobs.update(self.pool, job_id, state="swapping")
+        old_index = await live_index(self.es, self.alias)
+        actions: list[dict[str, Any]] = [{"add": {"index": new_index, "alias": self.alias}}]
+        if old_index and old_index != new_index:
+            actions.insert(0, {"remove": {"index": old_index, "alias": self.alias}})
+        await self.es.indices.update_aliases(actions=actions)  # one atomic swap
+        await self._catch_up(sink)
+        if old_index and old_index != new_index and not job["keep_old"]:
+            await self._await_live_moved("search", new_index)
+            await self.es.indices.delete(index=old_index, ignore_unavailable=True)
+
+    async def _next_index(self) -> str:
+        found = await self.es.indices.get(index=f"{self.alias}-v*", allow_no_indices=True)
+        versions = [int(name.rsplit("-v", 1)[1]) for name in found.body
+                    if name.rsplit("-v", 1)[-1].isdigit()]
+        return f"{self.alias}-v{max(versions, default=0) + 1}"
+
+    # --------------------------------------------------------------- dashboard
+
+    async def _dashboard(self, job: dict[str, Any]) -> None:
+        job_id = job["id"]
+        if job["state"] == "queued":
+            old = await live_generation(self.redis, self.namespace)
+            number = int(old[1:]) + 1 if old and old[1:].isdigit() else 1
+            new = f"v{number}"
+            await self.redis.delete(*dashboard_keys(self.namespace, new).values())
+            total: int = await self.pool.fetchval("SELECT count(*) FROM events")
+            await reindex_jobs.update(self.pool, job_id, state="loading", new_target=new,
+                                      old_target=old, events_total=total)
+            job = await reindex_jobs.get(self.pool, job_id) or job
+        generation = job["new_target"]
+        sink = DashboardSink(self.redis, self.namespace, generation)
+        sink.name = f"reindex:dashboard:{generation}"
+        await self._catch_up(sink, count_events=True)  # resumes from the keys' checkpoint
+        await reindex_jobs.update(self.pool, job_id, state="swapping")
+        old = await live_generation(self.redis, self.namespace)
+        await self.redis.set(dashboard_pointer(self.namespace), generation)  # atomic repoint
+        await self._catch_up(sink, count_events=True)
+        if old and old != generation and not job["keep_old"]:
+            await self._await_live_moved("dashboard", generation)
+            await self.redis.delete(*dashboard_keys(self.namespace, old).values())
+
+    # ------------------------------------------------------------------ shared
+
+    async def _catch_up(self, sink: Any, count_events: bool = False) -> None:
+        """Apply the log to `sink` with the live logic until little lag is left."""
+        projection = Projection(sink, self.pool, Waiter(), replace(CATCH_UP))
+        await sink.prepare()
+        checkpoint = await sink.checkpoint()
+        positions = LogPositions(self.pool)
+        while (await positions.pending(checkpoint)).events >= HANDOVER_LAG:
+            before = checkpoint
+            checkpoint = await projection.step(checkpoint)
+            if count_events and checkpoint != before:
+                self.progress.add(events=projection.last_batch_size,
+                                  docs=projection.last_batch_size)
+        if (await positions.pending(checkpoint)).events:
+            checkpoint = await projection.step(checkpoint)
+
+    async def _await_live_moved(self, projection: str, target: str) -> None:
+        """Wait (bounded) until the live projection reports writing to the new target."""
+        deadline = time.monotonic() + HANDOVER_WAIT_S
+        while time.monotonic() < deadline:
+            row = await self.pool.fetchrow(
+                "SELECT detail->>'target' AS target, updated_at > now() - interval '30 s' "
+                "AS fresh FROM projection_status WHERE name = $1", projection)
+            if row is None or not row["fresh"] or row["target"] == target:
+                return
+            await asyncio.sleep(0.5)
+        log.warning("live %s projection did not report the new target; removing old anyway",
+                    projection)
