@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import hmac
+import uuid
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from pydantic import BaseModel, ConfigDict
 
+from app import reindex_jobs
 from app.deps import ServicesDep
 from app.read.projections import projection_status
 
@@ -38,3 +42,43 @@ async def metrics(services: ServicesDep) -> Response:
             LAG_EVENTS.labels(entry["name"]).set(entry["lag_events"])
             LAG_SECONDS.labels(entry["name"]).set(entry["lag_seconds"])
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def require_admin(services: ServicesDep,
+                  authorization: Annotated[str | None, Header()] = None) -> None:
+    """Admin calls need `Authorization: Bearer <ORDERS_ADMIN_TOKEN>`; off when unset."""
+    token = services.settings.admin_token
+    if not token:
+        raise HTTPException(403, "admin endpoints are disabled: set ORDERS_ADMIN_TOKEN "
+                                 "to a secret and send it as 'Authorization: Bearer <token>'")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise HTTPException(401, "a valid admin bearer token is required",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+class ReindexIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: Literal["search", "dashboard"]
+    keep_old: bool = False
+
+
+@router.post("/admin/reindex", status_code=202)
+async def start_reindex(body: ReindexIn, services: ServicesDep,
+                        _: AdminDep) -> dict[str, Any]:
+    """Queue a zero-downtime rebuild; a running projector process picks it up."""
+    job_id = await reindex_jobs.queue(services.pool, body.target, body.keep_old)
+    return {"job_id": str(job_id), "status_url": f"/admin/reindex/{job_id}"}
+
+
+@router.get("/admin/reindex/{job_id}")
+async def reindex_status(job_id: uuid.UUID, services: ServicesDep,
+                         _: AdminDep) -> dict[str, Any]:
+    """A rebuild's state and progress."""
+    job = await reindex_jobs.get(services.pool, job_id)
+    if job is None:
+        raise HTTPException(404, f"no rebuild job {job_id}")
+    return reindex_jobs.public(job)

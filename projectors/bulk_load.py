@@ -25,7 +25,7 @@ SELECT stream_id, type, schema_version, data FROM events
 WHERE stream_id > $1 ORDER BY stream_id, version"""
 CHUNK = 2000
 IN_FLIGHT = 3
-DRAIN_EVERY = 10
+DRAIN_EVERY = 4
 PROGRESS_EVERY = 1000
 
 

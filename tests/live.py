@@ -10,27 +10,31 @@ from collections.abc import AsyncIterator
 import uvicorn
 from fastapi import FastAPI
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support import eventually
 
 
 @contextlib.asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Run `app` with uvicorn until the block ends; yields its base URL."""
-    port = free_port()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))  # bound before serving: no race for a free port
+    port = sock.getsockname()[1]
+    # A short graceful shutdown: an open SSE stream must not hold the test's teardown.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
+                                           log_level="warning", log_config=None,
+                                           timeout_graceful_shutdown=3))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def started() -> bool:
         if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
+            task.result()  # raises what stopped the server
+            raise AssertionError("the live server stopped while starting")
+        return server.started
+
     try:
+        await eventually(started, 20, "the live server start")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 15)
+        await asyncio.wait_for(task, 20)
+        sock.close()

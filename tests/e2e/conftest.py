@@ -6,20 +6,17 @@ alias and a Redis namespace of the test's own, an in-process projector).
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
 from app.main import create_app
 from app.settings import Settings
+from tests.live import serve
 from tests.projection.conftest import RunProjector
-from tests.support import eventually
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (infra/ensure-tools.sh installs it)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -37,29 +34,8 @@ class LiveServer:
 async def live_server(read_settings: Settings,
                       run_projector: RunProjector) -> AsyncIterator[LiveServer]:
     """The whole app on a free loopback port, with a projector, in this event loop."""
-    app = create_app(read_settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", log_config=None,
-                                           timeout_graceful_shutdown=3))
-    async with run_projector():
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-
-        async def started() -> bool:
-            if task.done():
-                task.result()  # raises what stopped the server
-                raise AssertionError("the live server stopped while starting")
-            return server.started
-
-        try:
-            await eventually(started, 20, "the live server start")
-            yield LiveServer(f"http://127.0.0.1:{port}", read_settings)
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(task, 20)
-            sock.close()
+    async with run_projector(), serve(create_app(read_settings)) as url:
+        yield LiveServer(url, read_settings)
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ export function highlighted(html) {
   return fragment;
 }
 
-/** Text with the part matching `prefix` (case-insensitive, at a word start) in <b>. */
+/** Text with its first case-insensitive match of `prefix` in <b>. */
 export function withPrefix(text, prefix) {
   const at = prefix ? text.toLowerCase().indexOf(prefix.toLowerCase()) : -1;
   if (at < 0) return [text];

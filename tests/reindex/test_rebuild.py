@@ -1,0 +1,200 @@
+"""Zero-downtime rebuilds under load, resumption after a kill, and the admin endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import httpx
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from app import reindex_jobs
+from app.demo import generate
+from app.main import create_app
+from app.readmodels import live_generation, live_index
+from app.settings import Settings
+from app.write.store import OrderStore
+from projectors.process import open_projector, run_queued_rebuilds
+from projectors.reindex import Progress, Rebuild
+from tests.projection.test_projector import assert_read_models_match, caught_up
+from tests.readside_fixtures import RunProjector
+from tests.support import eventually, write_orders
+
+Pool = Any
+
+
+def rebuild_of(pool: Pool, es: AsyncElasticsearch, redis: Redis, settings: Settings) -> Rebuild:
+    return Rebuild(pool, es, redis, settings.search_alias, settings.dashboard_namespace)
+
+
+async def test_search_rebuild_under_load_never_interrupts_searches(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings, run_projector: RunProjector) -> None:
+    await generate(store, 3000, seed=1)
+    app = create_app(read_settings, role="read")
+    failures: list[str] = []
+    searches = 0
+    stop = asyncio.Event()
+    async with run_projector(), app.router.lifespan_context(app):
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "warm-up")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+
+            async def reader() -> None:
+                nonlocal searches
+                while not stop.is_set():
+                    response = await http.get("/search/orders", params={"q": "espresso"})
+                    searches += 1
+                    if response.status_code != 200 or response.json()["total"] == 0:
+                        failures.append(f"{response.status_code} {response.text[:200]}")
+                    await asyncio.sleep(0.005)
+
+            async def writer() -> None:
+                seed = 100
+                while not stop.is_set():
+                    seed += 1
+                    await write_orders(store, 16, writers=4, seed=seed)
+
+            tasks = [asyncio.create_task(reader()), asyncio.create_task(writer())]
+            job = await rebuild_of(clean_db, es, redis, read_settings).run("search")
+            await asyncio.sleep(1.5)  # writes keep coming after the swap
+            stop.set()
+            await asyncio.gather(*tasks)
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "catch-up")
+    assert job["state"] == "done" and job["new_target"] == f"{read_settings.search_alias}-v2"
+    assert await live_index(es, read_settings.search_alias) == job["new_target"]
+    assert not await es.indices.exists(index=job["old_target"])
+    assert searches > 20 and failures == []
+    await assert_read_models_match(clean_db, es, redis, read_settings)
+
+
+async def test_dashboard_rebuild_under_load_equals_sql(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings, run_projector: RunProjector) -> None:
+    await generate(store, 2000, seed=2)
+    stop = asyncio.Event()
+    async with run_projector():
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "warm-up")
+
+        async def writer() -> None:
+            seed = 200
+            while not stop.is_set():
+                seed += 1
+                await write_orders(store, 16, writers=4, seed=seed)
+
+        task = asyncio.create_task(writer())
+        job = await rebuild_of(clean_db, es, redis, read_settings).run("dashboard")
+        await asyncio.sleep(1.5)
+        stop.set()
+        await task
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "catch-up")
+    assert (job["old_target"], job["new_target"]) == ("v1", "v2")
+    assert await live_generation(redis, read_settings.dashboard_namespace) == "v2"
+    assert not await redis.exists(f"{read_settings.dashboard_namespace}:dash:v1:counters")
+    await assert_read_models_match(clean_db, es, redis, read_settings)
+
+
+async def test_killed_search_rebuild_resumes_and_finishes(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings, run_projector: RunProjector) -> None:
+    await generate(store, 20000, seed=3, batch_size=1000)
+    async with run_projector():
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 120, "warm-up")
+        first = rebuild_of(clean_db, es, redis, read_settings)
+        midway = asyncio.Event()
+        first.progress.listeners.append(
+            lambda p: midway.set() if p.docs_written >= 10000 else None)
+        task = asyncio.create_task(first.run("search"))
+        await asyncio.wait_for(midway.wait(), 60)
+        task.cancel()  # killed mid-load: the job row stays unfinished
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        unfinished = await reindex_jobs.active(clean_db, "search")
+        assert unfinished is not None and unfinished["state"] == "loading"
+        assert unfinished["resume_after"] is not None  # it recorded where to go on
+        second = rebuild_of(clean_db, es, redis, read_settings)
+        second.progress = Progress()
+        job = await second.run("search")
+        assert job["id"] == unfinished["id"] and job["state"] == "done"
+        assert job["new_target"] == unfinished["new_target"]
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "catch-up")
+    await assert_read_models_match(clean_db, es, redis, read_settings)
+
+
+async def test_restart_abandons_the_half_built_index(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings) -> None:
+    await generate(store, 500, seed=4)
+    first = rebuild_of(clean_db, es, redis, read_settings)
+    task = asyncio.create_task(first.run("search"))
+    await eventually(lambda: _state(clean_db, "loading"), 30, "loading")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    half = await reindex_jobs.active(clean_db, "search")
+    assert half is not None
+
+    async def index_uuid(name: str) -> str:
+        found = await es.indices.get(index=name)
+        return str(found[name]["settings"]["index"]["uuid"])
+
+    half_uuid = await index_uuid(half["new_target"])
+    job = await rebuild_of(clean_db, es, redis, read_settings).run("search", restart=True)
+    assert job["id"] != half["id"]
+    abandoned = await reindex_jobs.get(clean_db, half["id"])
+    assert abandoned is not None and abandoned["state"] == "abandoned"
+    assert await index_uuid(job["new_target"]) != half_uuid  # built anew, not continued
+    assert await live_index(es, read_settings.search_alias) == job["new_target"]
+    count = await es.count(index=read_settings.search_alias)
+    assert count["count"] == await clean_db.fetchval("SELECT count(*) FROM orders")
+
+
+async def _state(pool: Pool, state: str) -> bool:
+    job = await reindex_jobs.active(pool, "search")
+    return job is not None and job["state"] == state
+
+
+async def test_admin_reindex_needs_the_token_and_runs_through_the_projector(
+        store: OrderStore, clean_db: Pool, read_settings: Settings) -> None:
+    await generate(store, 200, seed=5)
+    closed = create_app(read_settings)
+    async with closed.router.lifespan_context(closed):
+        transport = httpx.ASGITransport(app=closed)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            response = await http.post("/admin/reindex", json={"target": "search"})
+            assert response.status_code == 403
+            assert "ORDERS_ADMIN_TOKEN" in response.json()["error"]["message"]
+    settings = read_settings.model_copy(update={"admin_token": "s3cret-token"})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+                response = await http.post("/admin/reindex", json={"target": "search"},
+                                           headers=headers)
+                assert response.status_code == 401
+                assert response.json()["error"]["code"] == "unauthorized"
+            auth = {"Authorization": "Bearer s3cret-token"}
+            bad = await http.post("/admin/reindex", json={"target": "mars"}, headers=auth)
+            assert bad.status_code == 422
+            queued = await http.post("/admin/reindex", json={"target": "search"}, headers=auth)
+            assert queued.status_code == 202
+            again = await http.post("/admin/reindex", json={"target": "search"}, headers=auth)
+            assert again.status_code == 409 and again.json()["error"]["code"] == "RebuildRunning"
+            url = queued.json()["status_url"]
+            assert (await http.get(url, headers=auth)).json()["state"] == "queued"
+            assert (await http.get(url)).status_code == 401
+            stop = asyncio.Event()
+            async with open_projector(settings, only=set()) as projector:
+                runner = asyncio.create_task(run_queued_rebuilds(projector, settings, stop))
+
+                async def done() -> bool:
+                    return bool((await http.get(url, headers=auth)).json()["state"] == "done")
+
+                await eventually(done, 60, "queued rebuild done")
+                stop.set()
+                await runner
+            status = (await http.get(url, headers=auth)).json()
+            assert status["events_read"] == status["events_total"] > 0
