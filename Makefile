@@ -20,8 +20,20 @@ stack: $(STAMP)
 	$(BIN)/orders stack up
 	$(ENV) $(BIN)/orders migrate
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Benchmarks print ratios against baselines measured in the same run (bench/README.md).
+bench: tools stack $(BENCH_STAMP)
+	$(ENV) $(BIN)/python -m bench.run
+
+bench-quick: tools stack $(BENCH_STAMP)
+	$(ENV) $(BIN)/python -m bench.run --quick
+
 lint: $(STAMP)
-	$(BIN)/ruff check app projectors infra tests
+	$(BIN)/ruff check app projectors infra tests bench
 	$(BIN)/mypy
 
 test: tools stack lint

@@ -100,6 +100,9 @@ class DashboardSink:
     def target(self) -> str:
         return self.generation
 
+    async def follow(self) -> None:
+        await self._follow_pointer()
+
     async def _follow_pointer(self) -> None:
         """Switch to the generation the pointer names now, if a rebuild swapped it."""
         now = time.monotonic()

@@ -82,19 +82,24 @@ class Projection:
 
     async def step(self, checkpoint: Checkpoint) -> Checkpoint:
         """Apply one batch (or idle until the log grows); return the new checkpoint."""
-        batch = await self._retry(lambda: self._reader.read(checkpoint, self.config.batch_size))
-        self.last_batch_size = len(batch)
-        if not batch:
-            await self._idle(checkpoint)
-            await self._waiter.wait(self.config.poll_interval_s)
-            return checkpoint
-        self._held_back_since = None
-        started = time.perf_counter()
         try:
+            await self._retry(self.sink.follow)
+            batch = await self._retry(lambda: self._reader.read(checkpoint,
+                                                                self.config.batch_size))
+            self.last_batch_size = len(batch)
+            if not batch:
+                await self._idle(checkpoint)
+                await self._waiter.wait(self.config.poll_interval_s)
+                return checkpoint
+            self._held_back_since = None
+            started = time.perf_counter()
             checkpoint = await self._apply_batch(batch)
         except SinkMoved:
             log.info("%s: readers moved to a rebuilt target; following it", self.name)
-            return await self._retry(self.sink.checkpoint)
+            checkpoint = await self._retry(self.sink.checkpoint)
+            await self.status.report("running", position=checkpoint.position,
+                                     transaction_id=checkpoint.tx, target=self.sink.target)
+            return checkpoint
         metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
         metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         state = "catching_up" if len(batch) == self.config.batch_size else "running"
@@ -154,7 +159,8 @@ class Projection:
         if pending.events == 0:
             self._held_back_since = None
             metrics.LAG_SECONDS.labels(self.name).set(0)
-            await self.status.report("running", position=checkpoint.position, stalled_by=None)
+            await self.status.report("running", position=checkpoint.position, stalled_by=None,
+                                     target=self.sink.target)
             return
         now = time.monotonic()
         self._held_back_since = self._held_back_since or now

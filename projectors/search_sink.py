@@ -66,6 +66,9 @@ class SearchIndexSink:
     async def checkpoint(self) -> Checkpoint:
         return await self._checkpoints.load(self.checkpoint_name)
 
+    async def follow(self) -> None:
+        await self._follow_alias()
+
     async def _follow_alias(self) -> None:
         """Switch to the index the alias names now, if a rebuild swapped it (checked <= 1/s)."""
         now = time.monotonic()

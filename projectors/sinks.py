@@ -50,6 +50,9 @@ class Sink(Protocol):
     async def prepare(self) -> None:
         """Create what the read model needs (index, pointer keys); safe to repeat."""
 
+    async def follow(self) -> None:
+        """Raise SinkMoved when readers were switched to a rebuilt target (checked cheaply)."""
+
     async def checkpoint(self) -> Checkpoint:
         """Where this read model stands in the log."""
 

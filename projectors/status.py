@@ -37,10 +37,11 @@ class StatusBoard:
         self.detail: dict[str, Any] = {}
 
     async def report(self, state: str, **detail: Any) -> None:
+        moved = "target" in detail and detail["target"] != self.detail.get("target")
         self.state = state
         self.detail.update(detail)
         now = time.monotonic()
-        if state == self._last[0] and now - self._last[1] < self._every_s:
+        if state == self._last[0] and now - self._last[1] < self._every_s and not moved:
             return
         try:
             await self._pool.execute(UPSERT, self._name, state, self.detail, OWNER)

@@ -1,0 +1,164 @@
+"""Benchmark plumbing: a fresh database, timers, percentiles, API processes, load loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+from elasticsearch import AsyncElasticsearch
+from redis.asyncio import Redis
+
+from app.settings import Settings
+from app.write.pool import create_pool
+from infra.migrate import migrate
+
+BENCH_DB = "orders_bench"
+ALIAS = "bench-orders"
+NAMESPACE = "bench"
+
+
+def percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Bench:
+    """Open clients on a benchmark database of its own."""
+
+    settings: Settings
+    pool: asyncpg.Pool[Any]
+    es: AsyncElasticsearch
+    redis: Redis
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DATABASE_URL": self.settings.database_url,
+                "ELASTICSEARCH_URL": self.settings.elasticsearch_url,
+                "REDIS_URL": self.settings.redis_url, "ORDERS_SEARCH_ALIAS": ALIAS,
+                "ORDERS_DASHBOARD_NAMESPACE": NAMESPACE}
+
+    async def reset(self) -> None:
+        """Empty the log, the write model and both read models."""
+        await self.pool.execute("TRUNCATE events, orders, order_lines, idempotency_keys, "
+                                "projection_checkpoints, dead_letters, projection_status, "
+                                "reindex_jobs RESTART IDENTITY CASCADE")
+        found = await self.es.indices.get(index=f"{ALIAS}*", allow_no_indices=True)
+        if found.body:
+            await self.es.indices.delete(index=",".join(found.body))
+        keys = [k async for k in self.redis.scan_iter(match=f"{NAMESPACE}:*")]
+        if keys:
+            await self.redis.delete(*keys)
+
+
+async def _admin(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def open_bench() -> AsyncIterator[Bench]:
+    base = Settings()  # type: ignore[call-arg]
+    await _admin(base.database_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    await _admin(base.database_url, f"CREATE DATABASE {BENCH_DB}")
+    parts = urlsplit(base.database_url)
+    dsn = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+    await migrate(dsn)
+    settings = base.model_copy(update={"database_url": dsn, "search_alias": ALIAS,
+                                       "dashboard_namespace": NAMESPACE})
+    pool = await create_pool(dsn, min_size=2, max_size=40, command_timeout=300)
+    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=120)
+    redis = Redis.from_url(settings.redis_url)
+    bench = Bench(settings, pool, es, redis)
+    try:
+        await bench.reset()
+        yield bench
+    finally:
+        await pool.close()
+        await es.close()
+        await redis.aclose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def process(args: list[str], env: dict[str, str],
+                  ready_url: str | None = None) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A child process for the duration of the block (SIGTERM at the end)."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if ready_url:
+            async with httpx.AsyncClient() as http:
+                for _ in range(200):
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await http.get(ready_url)).status_code < 500:
+                            break
+                    if proc.poll() is not None:
+                        raise RuntimeError(proc.stderr.read().decode()[-2000:]
+                                           if proc.stderr else "process died")
+                    await asyncio.sleep(0.1)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def orders_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "app.cli", *args]
+
+
+def child_peak_rss_mb() -> float:
+    """Peak resident memory of the largest child that has exited (Linux: kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+async def run_load(call: Callable[[httpx.AsyncClient], Awaitable[int]], concurrency: int,
+                   seconds: float, base_url: str) -> dict[str, float]:
+    """`concurrency` loops calling `call` for `seconds`: throughput and latency."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
+
+        async def loop() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                status = await call(http)
+                latencies.append(time.perf_counter() - started)
+                if status >= 400:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {"rps": len(latencies) / elapsed, "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000, "requests": len(latencies),
+            "errors": errors}

@@ -1,0 +1,179 @@
+"""`make bench` / `make bench-quick`: run every scenario on fresh data and write the results.
+
+Every figure is printed next to a baseline measured in the same run on the same machine.
+Results go to bench/results/latest.json, bench/results/latest.md and PNG charts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios
+from bench.common import open_bench
+
+RESULTS = Path(__file__).parent / "results"
+SIZES = {
+    "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
+              "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300},
+    "quick": {"append": 1000, "projection": 100_000, "rebuild": 100_000, "reads_s": 8.0,
+              "readers": 64, "fresh_s": 15.0, "rate": 500, "dataset": 157_000},
+    "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,
+             "readers": 64, "fresh_s": 60.0, "rate": 500, "dataset": 157_000},
+}
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(terse=True),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                / 2**30, 1)}
+
+
+async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
+    size = SIZES[mode]
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    results: dict[str, Any] = {"mode": mode, "date": now, "machine": machine()}
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
+    async with open_bench() as bench:
+        steps: list[tuple[str, Any]] = [
+            ("append", lambda: scenarios.append(bench, size["append"])),
+            ("projection", lambda: scenarios.projection(bench, size["projection"])),
+            ("rebuild", lambda: scenarios.rebuild(bench, size["rebuild"])),
+            ("reads", lambda: _reads(bench, size)),
+            ("freshness", lambda: scenarios.freshness(bench, size["fresh_s"], size["rate"])),
+        ]
+        for name, step in steps:
+            if not wanted(name):
+                continue
+            started = time.perf_counter()
+            print(f"== {name} ...", flush=True)
+            results[name] = await step()
+            print(f"   {json.dumps({k: v for k, v in results[name].items() if k != 'lag_series'})}"
+                  f" ({time.perf_counter() - started:.0f}s)", flush=True)
+    return results
+
+
+async def _reads(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
+    """Reads on a data set of `dataset` events, projected first."""
+    await bench.reset()
+    from app.demo import generate
+    from app.write.store import OrderStore
+
+    await generate(OrderStore(bench.pool), int(size["dataset"] / 1.57), seed=11)
+    async with scenarios.process(scenarios.orders_cli("project", "--metrics-port", "0"),
+                                 bench.env()):
+        while not await scenarios._caught_up(bench):
+            await asyncio.sleep(0.5)
+    return await scenarios.reads(bench, size["reads_s"], size["readers"])
+
+
+def markdown(results: dict[str, Any]) -> str:
+    rows = ["| scenario | ours | baseline (same run) | ratio |", "|---|---|---|---|"]
+    if "append" in results:
+        for key, value in results["append"].items():
+            rows.append(f"| append, {key.replace('_', ' ')} | {value['orders_per_s']:,} orders/s"
+                        f" | raw asyncpg {value['raw_asyncpg_per_s']:,}/s "
+                        f"| {value['ratio_vs_raw']} |")
+    if "projection" in results:
+        p = results["projection"]
+        rows.append(f"| projection of {p['events']:,} events (both sinks) | "
+                    f"{p['events_per_s']:,} events/s | raw bulk + raw pipeline "
+                    f"{p['raw_events_per_s']:,}/s | {p['ratio_vs_raw']} |")
+    if "rebuild" in results:
+        r = results["rebuild"]
+        rows.append(f"| search rebuild of {r['events']:,} events | {r['events_per_s']:,} events/s"
+                    f" | raw bulk {r['raw_bulk_events_per_s']:,}/s | {r['ratio_vs_raw']} |")
+        rows.append(f"| rebuild peak RSS / longest search gap | {r['peak_rss_mib']} MiB / "
+                    f"{r['longest_gap_ms']} ms ({r['failed_searches']} failed of "
+                    f"{r['searches_during_rebuild']}) | | |")
+    if "reads" in results:
+        for name in ("dashboard", "search"):
+            x = results["reads"][name]
+            rows.append(f"| `/{name if name == 'dashboard' else 'search/orders'}` at 64 readers"
+                        f" | {x['rps']:,.0f} req/s, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms"
+                        f" | bare Starlette {x['bare_rps']:,}/s, p99 {x['bare_p99_ms']} ms"
+                        f" | {x['ratio_vs_bare']} |")
+    if "freshness" in results:
+        f = results["freshness"]
+        rows.append(f"| freshness at {f['achieved_rate']}/s (target {f['target_rate']}) | "
+                    f"dashboard p50 {f['dashboard_p50_ms']} / p99 {f['dashboard_p99_ms']} ms; "
+                    f"search p50 {f['search_p50_ms']} / p99 {f['search_p99_ms']} ms | | |")
+    head = (f"Run {results['date']} ({results['mode']}) on {results['machine']['cpus']} cores, "
+            f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}.")
+    return head + "\n\n" + "\n".join(rows) + "\n"
+
+
+def charts(results: dict[str, Any], out: Path) -> list[Path]:
+    """PNG charts (matplotlib, when installed)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    if "freshness" in results and results["freshness"]["lag_series"]:
+        series = results["freshness"]["lag_series"]
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.plot([s[0] for s in series], [s[1] for s in series], label="search")
+        ax.plot([s[0] for s in series], [s[2] for s in series], label="dashboard")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("lag (events)")
+        ax.set_title(f"Projection lag at {results['freshness']['achieved_rate']} commands/s")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "lag.png", dpi=110)
+        made.append(out / "lag.png")
+    ratios = []
+    for key, value in results.get("append", {}).items():
+        ratios.append((f"append {key.split('_')[0]}w", value["ratio_vs_raw"]))
+    for name in ("projection", "rebuild"):
+        if name in results:
+            ratios.append((name, results[name]["ratio_vs_raw"]))
+    for name in ("dashboard", "search"):
+        if "reads" in results:
+            ratios.append((f"read {name}", results["reads"][name]["ratio_vs_bare"]))
+    if ratios:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.barh([r[0] for r in ratios], [r[1] for r in ratios], color="#6366f1")
+        ax.axvline(1.0, color="#999", linestyle="--")
+        ax.set_xlabel("ratio to the same-run baseline (1.0 = as fast)")
+        fig.tight_layout()
+        fig.savefig(out / "ratios.png", dpi=110)
+        made.append(out / "ratios.png")
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="finish in a few minutes")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
+    parser.add_argument("--only", help="comma-separated scenario names")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    only = set(args.only.split(",")) if args.only else None
+    results = asyncio.run(run(mode, only))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    (out / "latest.md").write_text(markdown(results))
+    made = charts(results, out)
+    print(markdown(results))
+    print("wrote", ", ".join(str(p) for p in [out / "latest.json", out / "latest.md", *made]))
+
+
+if __name__ == "__main__":
+    main()

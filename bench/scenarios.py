@@ -1,0 +1,343 @@
+"""The benchmark scenarios; each returns its figures and the same-run baseline's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from typing import Any
+from uuid import uuid4
+
+from elasticsearch.helpers import async_bulk
+
+from app.demo import Catalog, decide_order, generate
+from app.domain.events import OrderPlaced, load_event
+from app.domain.order import Order, evolve
+from app.positions import LogPositions, PostgresCheckpoints
+from app.readmodels import dashboard_checkpoint, search_checkpoint
+from app.write import handlers
+from app.write.store import OrderStore
+from bench.common import ALIAS, Bench, free_port, orders_cli, percentile, process, run_load
+from projectors.changes import Change
+from projectors.dashboard_sink import deltas
+from projectors.documents import index_body, order_document
+
+
+def _ctx() -> handlers.CommandContext:
+    return handlers.CommandContext(correlation_id=str(uuid4()))
+
+
+async def append(bench: Bench, orders: int) -> dict[str, Any]:
+    """Orders placed per second through the write store vs raw asyncpg, same rows."""
+    store = OrderStore(bench.pool)
+    rng = random.Random(1)
+    catalog = Catalog(rng)
+    out: dict[str, Any] = {}
+    for writers in (1, 8):
+        commands = [decide_order(rng, catalog, uuid4(), time_now())[0].event
+                    for _ in range(orders)]
+        await bench.reset()
+        started = time.perf_counter()
+        await _parallel(writers, commands, lambda e: handlers.place_order(
+            store, _command_of(e), _ctx()))
+        ours = orders / (time.perf_counter() - started)
+        await bench.reset()
+        started = time.perf_counter()
+        await _parallel(writers, commands, lambda e: _raw_insert(bench, e))
+        raw = orders / (time.perf_counter() - started)
+        out[f"{writers}_writers"] = {"orders_per_s": round(ours), "raw_asyncpg_per_s": round(raw),
+                                     "ratio_vs_raw": round(ours / raw, 2)}
+    return out
+
+
+def time_now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _command_of(event: Any) -> Any:
+    from app.domain.commands import OrderLine, PlaceOrder
+
+    return PlaceOrder(event.customer_id, tuple(OrderLine(i.sku, i.name, i.quantity, i.unit_price)
+                                               for i in event.items), event.customer_name)
+
+
+async def _parallel(writers: int, items: list[Any], call: Any) -> None:
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while not queue.empty():
+            await call(queue.get_nowait())
+
+    await asyncio.gather(*(worker() for _ in range(writers)))
+
+
+async def _raw_insert(bench: Bench, event: OrderPlaced) -> None:
+    """The same three tables' rows with plain asyncpg: no domain, no idempotency, no notify."""
+    async with bench.pool.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO events (stream_id, version, type, schema_version, data,"
+                           " metadata) VALUES ($1, 1, 'OrderPlaced', 2, $2, '{}')",
+                           event.order_id, event.payload())
+        await conn.execute("INSERT INTO orders (order_id, customer_id, customer_name, status, "
+                           "total, item_count, version, placed_at) VALUES "
+                           "($1, $2, $3, 'placed', $4, $5, 1, $6)", event.order_id,
+                           event.customer_id, event.customer_name, event.total,
+                           len(event.items), event.placed_at)
+        await conn.executemany("INSERT INTO order_lines VALUES ($1, $2, $3, $4, $5, $6)",
+                               [(event.order_id, n, i.sku, i.name, i.quantity, i.unit_price)
+                                for n, i in enumerate(event.items, start=1)])
+
+
+async def _final_orders(bench: Bench) -> list[Order]:
+    """Every order folded from the log (outside any timing)."""
+    rows = await bench.pool.fetch("SELECT stream_id, type, schema_version, data FROM events "
+                                  "ORDER BY stream_id, version")
+    states: dict[Any, Order] = {}
+    for row in rows:
+        event = load_event(row["type"], row["schema_version"], row["data"])
+        states[row["stream_id"]] = evolve(states.get(row["stream_id"]), event)
+    return list(states.values())
+
+
+async def _raw_bulk(bench: Bench, orders: list[Order], index: str) -> float:
+    """Seconds to bulk-index the same final documents with the client's own helper."""
+    body = index_body()
+    await bench.es.indices.create(index=index, mappings=body["mappings"], settings={
+        **body["settings"], "refresh_interval": "-1"})
+    started = time.perf_counter()
+    await async_bulk(bench.es, ({"_index": index, "_id": str(o.order_id), "_source":
+                                 order_document(o)} for o in orders), chunk_size=2000)
+    await bench.es.indices.refresh(index=index)
+    elapsed = time.perf_counter() - started
+    await bench.es.indices.delete(index=index)
+    return elapsed
+
+
+async def _raw_redis(bench: Bench) -> float:
+    """Seconds to apply the same counter updates with a plain Redis pipeline."""
+    rows = await bench.pool.fetch("SELECT stream_id, version, type, schema_version, data, "
+                                  "position FROM events ORDER BY position")
+    updates: list[list[Any]] = []
+    states: dict[Any, Order] = {}
+    for row in rows:
+        event = load_event(row["type"], row["schema_version"], row["data"])
+        before = states.get(row["stream_id"])
+        states[row["stream_id"]] = after = evolve(before, event)
+        updates += deltas(Change(None, event, before, after))  # type: ignore[arg-type]
+    names = {1: "bench-raw:counters", 2: "bench-raw:by_day", 3: "bench-raw:top"}
+    started = time.perf_counter()
+    for start in range(0, len(updates), 5000):
+        pipe = bench.redis.pipeline(transaction=False)
+        for key, name, delta in updates[start:start + 5000]:
+            if key == 3:
+                pipe.zincrby(names[key], int(delta), name)
+            else:
+                pipe.hincrby(names[key], name, int(delta))
+        await pipe.execute()
+    elapsed = time.perf_counter() - started
+    await bench.redis.delete(*names.values())
+    return elapsed
+
+
+async def _caught_up(bench: Bench) -> bool:
+    log = LogPositions(bench.pool)
+    search = await search_checkpoint(bench.es, PostgresCheckpoints(bench.pool), ALIAS)
+    dash = await dashboard_checkpoint(bench.redis, bench.settings.dashboard_namespace)
+    return (await log.pending(search)).events == 0 and (await log.pending(dash)).events == 0
+
+
+async def projection(bench: Bench, events: int) -> dict[str, Any]:
+    """A backlog of `events` projected into both sinks vs raw bulk + raw pipeline."""
+    await bench.reset()
+    written = await generate(OrderStore(bench.pool), int(events / 1.57), seed=7)
+    started = time.perf_counter()
+    async with process(orders_cli("project", "--metrics-port", "0"), bench.env()):
+        while not await _caught_up(bench):
+            await asyncio.sleep(0.2)
+    ours = time.perf_counter() - started
+    orders = await _final_orders(bench)
+    raw = await _raw_bulk(bench, orders, f"{ALIAS}-raw") + await _raw_redis(bench)
+    return {"events": written, "events_per_s": round(written / ours),
+            "raw_events_per_s": round(written / raw), "ratio_vs_raw": round(raw / ours, 2)}
+
+
+async def rebuild(bench: Bench, events: int) -> dict[str, Any]:
+    """A search rebuild of an `events` log vs raw bulk of the same documents; peak RSS and
+    the longest gap in search answers seen by a reader during the swap."""
+    await bench.reset()
+    written = await generate(OrderStore(bench.pool), int(events / 1.57), seed=9,
+                             batch_size=1000)
+    peak_file = tempfile.NamedTemporaryFile(delete=False, suffix=".rss").name
+    env = {**bench.env(), "PEAK_RSS_FILE": peak_file}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with process(orders_cli("project", "--metrics-port", "0"), bench.env()), \
+            process(orders_cli("api", "--role", "read", "--port", str(port)), bench.env(),
+                    f"{base}/health"):
+        while not await _caught_up(bench):
+            await asyncio.sleep(0.5)
+        gaps = _GapWatch()
+        watcher = asyncio.create_task(gaps.watch(base))
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.peak", "reindex", "search", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        ours = time.perf_counter() - started
+        await asyncio.sleep(2)
+        gaps.stop = True
+        await watcher
+    if proc.returncode != 0:
+        raise RuntimeError(err.decode()[-2000:])
+    peak = float(open(peak_file).read().split()[-1])
+    os.unlink(peak_file)
+    orders = await _final_orders(bench)
+    raw = await _raw_bulk(bench, orders, f"{ALIAS}-raw")
+    return {"events": written, "events_per_s": round(written / ours),
+            "raw_bulk_events_per_s": round(written / raw), "ratio_vs_raw": round(raw / ours, 2),
+            "peak_rss_mib": peak, "searches_during_rebuild": gaps.count,
+            "failed_searches": gaps.failures, "longest_gap_ms": round(gaps.longest * 1000, 1)}
+
+
+class _GapWatch:
+    """Searches continuously; records the longest time between two good answers."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.count = 0
+        self.failures = 0
+        self.longest = 0.0
+
+    async def watch(self, base: str) -> None:
+        import httpx
+
+        last_good = time.perf_counter()
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            while not self.stop:
+                response = await http.get("/search/orders", params={"q": "espresso",
+                                                                    "size": 5})
+                self.count += 1
+                now = time.perf_counter()
+                if response.status_code == 200 and response.json()["total"] > 0:
+                    self.longest = max(self.longest, now - last_good)
+                    last_good = now
+                else:
+                    self.failures += 1
+                await asyncio.sleep(0.01)
+
+
+QUERIES = ["espresso", "mug", "Ada", "Hopper", "kettle 1kg", "SKU-10", "grinder black", "tea",
+           "cust-00042", "1Z0", "frother", "changed my mind"]
+
+
+async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str, Any]:
+    """`/dashboard` and `/search/orders` at `concurrency` readers vs a bare route."""
+    port, bare_port = free_port(), free_port()
+    base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+    rng = random.Random(5)
+    out: dict[str, Any] = {"orders": await bench.pool.fetchval("SELECT count(*) FROM orders")}
+    async with process(orders_cli("api", "--role", "read", "--port", str(port)), bench.env(),
+                       f"{base}/health"):
+        async with __import__("httpx").AsyncClient(base_url=base) as http:
+            sizes = {"dashboard": len((await http.get("/dashboard")).content),
+                     "search": len((await http.get("/search/orders",
+                                                   params={"q": "espresso"})).content)}
+
+        async def dashboard(http: Any) -> int:
+            return int((await http.get("/dashboard")).status_code)
+
+        async def search(http: Any) -> int:
+            params = {"q": rng.choice(QUERIES), "size": 20}
+            if rng.random() < 0.3:
+                params["status"] = rng.choice(["placed", "shipped", "cancelled"])
+            return int((await http.get("/search/orders", params=params)).status_code)
+
+        out["dashboard"] = await run_load(dashboard, concurrency, seconds, base)
+        out["search"] = await run_load(search, concurrency, seconds, base)
+    for name, size in sizes.items():
+        env = {**bench.env(), "BARE_BODY": json.dumps({"pad": "x" * max(0, size - 12)})}
+        async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", "--port",
+                            str(bare_port), "--log-level", "warning"], env, f"{bare}/fixed"):
+            async def fixed(http: Any) -> int:
+                return int((await http.get("/fixed")).status_code)
+
+            baseline = await run_load(fixed, concurrency, seconds, bare)
+        out[name]["bare_rps"] = round(baseline["rps"])
+        out[name]["bare_p99_ms"] = round(baseline["p99_ms"], 2)
+        out[name]["ratio_vs_bare"] = round(out[name]["rps"] / baseline["rps"], 2)
+    for name in ("dashboard", "search"):
+        for key in ("rps", "p50_ms", "p99_ms"):
+            out[name][key] = round(out[name][key], 2)
+    return out
+
+
+async def freshness(bench: Bench, seconds: float, rate: int = 500) -> dict[str, Any]:
+    """At a steady command rate: time from a 201 to the write being visible on each side."""
+    import httpx
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    visible: dict[str, list[float]] = {"dashboard": [], "search": []}
+    lag: list[tuple[float, int, int]] = []
+    sent = 0
+    body = {"customer_id": "cust-fresh", "customer_name": "Fresh Freddie",
+            "items": [{"sku": "SKU-1", "name": "Freshness probe", "quantity": 1,
+                       "unit_price": "1.00"}]}
+    async with process(orders_cli("project", "--metrics-port", "0"), bench.env()), \
+            process(orders_cli("api", "--port", str(port)), bench.env(), f"{base}/health"), \
+            httpx.AsyncClient(base_url=base, timeout=30,
+                              limits=httpx.Limits(max_connections=200)) as http:
+        started = time.perf_counter()
+        probes: list[asyncio.Task[None]] = []
+
+        async def probe(position: int, acked: float, path: str, name: str) -> None:
+            response = await http.get(path, params={"wait_ms": 5000},
+                                      headers={"X-Min-Position": str(position)})
+            if response.status_code == 200:
+                visible[name].append(time.perf_counter() - acked)
+
+        async def command(n: int) -> None:
+            nonlocal sent
+            response = await http.post("/orders", json=body)
+            acked = time.perf_counter()
+            sent += 1
+            if response.status_code == 201 and n % 10 == 0:
+                position = response.json()["position"]
+                probes.append(asyncio.create_task(probe(position, acked, "/dashboard",
+                                                        "dashboard")))
+                probes.append(asyncio.create_task(probe(position, acked, "/search/orders",
+                                                        "search")))
+
+        async def sample_lag() -> None:
+            while time.perf_counter() - started < seconds + 2:
+                status = (await http.get("/admin/projections")).json()["projections"]
+                by_name = {p["name"]: p["lag_events"] or 0 for p in status}
+                lag.append((round(time.perf_counter() - started, 2), by_name.get("search", 0),
+                            by_name.get("dashboard", 0)))
+                await asyncio.sleep(0.5)
+
+        sampler = asyncio.create_task(sample_lag())
+        commands: list[asyncio.Task[None]] = []
+        n = 0
+        while time.perf_counter() - started < seconds:
+            due = started + n / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            commands.append(asyncio.create_task(command(n)))
+            n += 1
+        await asyncio.gather(*commands)
+        achieved = sent / (time.perf_counter() - started)
+        await asyncio.gather(*probes)
+        await sampler
+    return {"target_rate": rate, "achieved_rate": round(achieved), "seconds": seconds,
+            **{f"{name}_p50_ms": round(percentile(v, 0.5) * 1000, 1) for name, v in
+               visible.items()},
+            **{f"{name}_p99_ms": round(percentile(v, 0.99) * 1000, 1) for name, v in
+               visible.items()},
+            "probes": {name: len(v) for name, v in visible.items()}, "lag_series": lag}
