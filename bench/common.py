@@ -162,3 +162,37 @@ async def run_load(call: Callable[[httpx.AsyncClient], Awaitable[int]], concurre
     return {"rps": len(latencies) / elapsed, "p50_ms": percentile(latencies, 0.5) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000, "requests": len(latencies),
             "errors": errors}
+
+
+async def wrk(url: str, paths: list[str], connections: int, seconds: float) -> dict[str, float]:
+    """Load a server with wrk (C, one thread) over random `paths`; throughput and latency."""
+    import re
+    import tempfile
+
+    script = "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n" + (
+        "request = function()\n"
+        "  return wrk.format('GET', paths[math.random(#paths)])\nend\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    proc = await asyncio.create_subprocess_exec(
+        "wrk", "-t1", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--latency",
+        "-s", handle.name, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    os.unlink(handle.name)
+    text = out.decode()
+    if proc.returncode != 0:
+        raise RuntimeError(err.decode() or text)
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    return {"rps": float(rps.group(1)) if rps else 0.0, "p50_ms": ms("50%"),
+            "p99_ms": ms("99%"), "requests": int(total.group(1)) if total else 0,
+            "errors": int(non_2xx.group(1)) if non_2xx else 0}

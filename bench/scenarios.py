@@ -21,7 +21,7 @@ from app.positions import LogPositions, PostgresCheckpoints
 from app.readmodels import dashboard_checkpoint, search_checkpoint
 from app.write import handlers
 from app.write.store import OrderStore
-from bench.common import ALIAS, Bench, free_port, orders_cli, percentile, process, run_load
+from bench.common import ALIAS, Bench, free_port, orders_cli, percentile, process, wrk
 from projectors.changes import Change
 from projectors.dashboard_sink import deltas
 from projectors.documents import index_body, order_document
@@ -237,44 +237,43 @@ QUERIES = ["espresso", "mug", "Ada", "Hopper", "kettle 1kg", "SKU-10", "grinder 
            "cust-00042", "1Z0", "frother", "changed my mind"]
 
 
+def _search_paths(rng: random.Random, count: int = 200) -> list[str]:
+    from urllib.parse import urlencode
+
+    paths = []
+    for _ in range(count):
+        params = {"q": rng.choice(QUERIES), "size": 20}
+        if rng.random() < 0.3:
+            params["status"] = rng.choice(["placed", "shipped", "cancelled"])
+        paths.append("/search/orders?" + urlencode(params))
+    return paths
+
+
 async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str, Any]:
-    """`/dashboard` and `/search/orders` at `concurrency` readers vs a bare route."""
+    """`/dashboard` and `/search/orders` at `concurrency` connections (wrk) vs a bare route
+    returning a JSON body of the same size."""
+    import httpx
+
     port, bare_port = free_port(), free_port()
     base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
-    rng = random.Random(5)
-    out: dict[str, Any] = {"orders": await bench.pool.fetchval("SELECT count(*) FROM orders")}
+    paths = {"dashboard": ["/dashboard"], "search": _search_paths(random.Random(5))}
+    out: dict[str, Any] = {"orders": await bench.pool.fetchval("SELECT count(*) FROM orders"),
+                           "connections": concurrency, "load_generator": "wrk -t1"}
     async with process(orders_cli("api", "--role", "read", "--port", str(port)), bench.env(),
                        f"{base}/health"):
-        async with __import__("httpx").AsyncClient(base_url=base) as http:
-            sizes = {"dashboard": len((await http.get("/dashboard")).content),
-                     "search": len((await http.get("/search/orders",
-                                                   params={"q": "espresso"})).content)}
-
-        async def dashboard(http: Any) -> int:
-            return int((await http.get("/dashboard")).status_code)
-
-        async def search(http: Any) -> int:
-            params = {"q": rng.choice(QUERIES), "size": 20}
-            if rng.random() < 0.3:
-                params["status"] = rng.choice(["placed", "shipped", "cancelled"])
-            return int((await http.get("/search/orders", params=params)).status_code)
-
-        out["dashboard"] = await run_load(dashboard, concurrency, seconds, base)
-        out["search"] = await run_load(search, concurrency, seconds, base)
+        async with httpx.AsyncClient(base_url=base) as http:
+            sizes = {name: len((await http.get(p[0])).content) for name, p in paths.items()}
+        for name, name_paths in paths.items():
+            out[name] = await wrk(base, name_paths, concurrency, seconds)
     for name, size in sizes.items():
         env = {**bench.env(), "BARE_BODY": json.dumps({"pad": "x" * max(0, size - 12)})}
         async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", "--port",
                             str(bare_port), "--log-level", "warning"], env, f"{bare}/fixed"):
-            async def fixed(http: Any) -> int:
-                return int((await http.get("/fixed")).status_code)
-
-            baseline = await run_load(fixed, concurrency, seconds, bare)
+            baseline = await wrk(bare, ["/fixed"], concurrency, seconds)
         out[name]["bare_rps"] = round(baseline["rps"])
         out[name]["bare_p99_ms"] = round(baseline["p99_ms"], 2)
         out[name]["ratio_vs_bare"] = round(out[name]["rps"] / baseline["rps"], 2)
-    for name in ("dashboard", "search"):
-        for key in ("rps", "p50_ms", "p99_ms"):
-            out[name][key] = round(out[name][key], 2)
+        out[name]["body_bytes"] = size
     return out
 
 

@@ -96,7 +96,7 @@ async def load_search_index(pool: asyncpg.Pool[Any], es: AsyncElasticsearch, ind
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                         readonly=True):
         async for row in conn.cursor(STREAM_EVENTS, resume_after or UUID(int=0),
-                                     prefetch=5000):
+                                     prefetch=1000):
             if row["stream_id"] != current:
                 await emit()
                 current, state = row["stream_id"], None

@@ -56,13 +56,22 @@ def _min_position(position: str | None, version: str | None) -> int | None:
 
 async def _caught_up(read: ReadSide, projection: str, response: Response,
                      position: str | None, version: str | None, wait_ms: int) -> Checkpoint:
+    min_position = _min_position(position, version)
+    if min_position is None and projection == "search":
+        # Nothing to wait for: a recent checkpoint is enough for the header, and reporting
+        # a slightly older position is safe (it can only under-state progress).
+        current = await read.search_checkpoint.recent()
+        response.headers["X-Projection-Position"] = str(current.position)
+        return current
+    if min_position is None:
+        return Checkpoint.start()  # the dashboard's own read reports its checkpoint
     checkpoint: Callable[[], Awaitable[Checkpoint]]
     if projection == "search":
         checkpoint, progress = read.search_checkpoint, read.search_progress
     else:
         checkpoint, progress = read.dashboard.checkpoint, read.dashboard_progress
-    current = await wait_until_applied(projection, _min_position(position, version), wait_ms,
-                                       checkpoint, read.log, progress)
+    current = await wait_until_applied(projection, min_position, wait_ms, checkpoint,
+                                       read.log, progress)
     response.headers["X-Projection-Position"] = str(current.position)
     return current
 

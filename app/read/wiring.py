@@ -34,6 +34,7 @@ class SearchCheckpoint:
         self._ttl_s = ttl_s
         self._index: str | None = None
         self._resolved_at = float("-inf")
+        self._recent: tuple[float, Checkpoint] = (float("-inf"), Checkpoint.start())
 
     async def __call__(self) -> Checkpoint:
         if time.monotonic() - self._resolved_at > self._ttl_s:
@@ -41,7 +42,16 @@ class SearchCheckpoint:
             self._resolved_at = time.monotonic()
         if self._index is None:
             return Checkpoint.start()
-        return await self._checkpoints.load(search_checkpoint_name(self._index))
+        current = await self._checkpoints.load(search_checkpoint_name(self._index))
+        self._recent = (time.monotonic(), current)
+        return current
+
+    async def recent(self, max_age_s: float = 0.25) -> Checkpoint:
+        """A checkpoint read at most `max_age_s` ago (for headers, not for decisions)."""
+        read_at, current = self._recent
+        if time.monotonic() - read_at <= max_age_s:
+            return current
+        return await self()
 
 
 @dataclass
