@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from pydantic import BaseModel, ConfigDict
 
 from app import reindex_jobs
+from app.auth import Authenticator, require
 from app.deps import ServicesDep
 from app.read.projections import projection_status
 
@@ -28,14 +28,17 @@ async def _status(services: ServicesDep) -> list[dict[str, Any]]:
                                    s.search_alias, s.dashboard_namespace)
 
 
+ReadScope = Annotated[None, Depends(require("read"))]
+
+
 @router.get("/admin/projections")
-async def projections(services: ServicesDep) -> dict[str, Any]:
+async def projections(services: ServicesDep, _: ReadScope) -> dict[str, Any]:
     """Per projection: position, log head, lag in events and seconds, state, dead letters."""
     return {"projections": await _status(services)}
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(services: ServicesDep, _: ReadScope) -> Response:
     """Prometheus text: request-independent gauges of projection lag, refreshed on scrape."""
     for entry in await _status(services):
         if entry["lag_events"] is not None:
@@ -44,17 +47,10 @@ async def metrics(services: ServicesDep) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-def require_admin(services: ServicesDep,
-                  authorization: Annotated[str | None, Header()] = None) -> None:
-    """Admin calls need `Authorization: Bearer <ORDERS_ADMIN_TOKEN>`; off when unset."""
-    token = services.settings.admin_token
-    if not token:
-        raise HTTPException(403, "admin endpoints are disabled: set ORDERS_ADMIN_TOKEN "
-                                 "to a secret and send it as 'Authorization: Bearer <token>'")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(401, "a valid admin bearer token is required",
-                            headers={"WWW-Authenticate": "Bearer"})
+def require_admin(request: Request) -> None:
+    """Admin calls need an admin-scoped API key or `ORDERS_ADMIN_TOKEN` (see app/auth.py)."""
+    auth: Authenticator = request.app.state.auth
+    request.state.actor = auth.check(request.headers.get("authorization"), "admin")
 
 
 AdminDep = Annotated[None, Depends(require_admin)]

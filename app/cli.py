@@ -32,9 +32,12 @@ def api(
 
     if role not in ("all", "read", "write"):
         raise typer.BadParameter("role must be all, read or write")
+    from app.logs import setup_logging
+
     os.environ["ORDERS_API_ROLE"] = role
-    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_level="info",
-                proxy_headers=False, timeout_graceful_shutdown=10)
+    setup_logging()
+    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_config=None,
+                access_log=False, proxy_headers=False, timeout_graceful_shutdown=10)
 
 
 @main.command()
@@ -76,13 +79,12 @@ def project(
     metrics_port: Annotated[int, typer.Option(help="Prometheus port, 0 for none")] = 9464,
 ) -> None:
     """Follow the event log into Elasticsearch and Redis (run two for a hot standby)."""
-    import logging
 
+    from app.logs import setup_logging
     from projectors.process import serve
     from projectors.runner import ProjectionConfig
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    setup_logging()
     config = ProjectionConfig(batch_size=batch_size, skip_poison=skip_poison)
     asyncio.run(serve(_settings(), config, metrics_port or None))
 

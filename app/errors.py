@@ -104,6 +104,14 @@ def install(app: FastAPI) -> None:
         return envelope(503, "ServiceUnavailable", "Elasticsearch refused the request",
                         {"service": "elasticsearch"}, {"Retry-After": "1"})
 
+    async def dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        return await unexpected(request, exc)
+
+    # Registered per class (not only on Exception), so these are answered in the exception
+    # middleware and not re-raised to the server as crashes.
+    for cls in (*_ES_UNAVAILABLE, *_REDIS_UNAVAILABLE, *_PG_UNAVAILABLE):
+        app.add_exception_handler(cls, dependency_down)
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, _ES_UNAVAILABLE):

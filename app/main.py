@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from elasticsearch import AsyncElasticsearch
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
 from app import admin, errors, health, web
+from app.auth import Authenticator, parse_keys, require
 from app.deps import Services
 from app.middleware import BodyLimit, CorrelationId
 from app.read import router as read_router
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
         es = AsyncElasticsearch(config.elasticsearch_url, request_timeout=10)
         redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         app.state.services = Services(config, pool, es, redis, OrderStore(pool))
+        app.state.auth = Authenticator(parse_keys(config.api_keys), config.admin_token)
         read = ReadSide.open(config, pool, es, redis) if chosen in ("all", "read") else None
         app.state.read = read
         try:
@@ -54,9 +56,9 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
     errors.install(app)
     chosen = role or (settings.role if settings else "all")
     if chosen in ("all", "write"):
-        app.include_router(write_router.router)
+        app.include_router(write_router.router, dependencies=[Depends(require("write"))])
     if chosen in ("all", "read"):
-        app.include_router(read_router.router)
+        app.include_router(read_router.router, dependencies=[Depends(require("read"))])
         app.include_router(web.router)
         app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     app.include_router(health.router)

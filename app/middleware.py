@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logs import correlation_id
+
 REQUEST_ID_HEADER = "x-request-id"
+access_log = logging.getLogger("orders.access")
 
 
 def _envelope_bytes(code: str, message: str) -> bytes:
@@ -79,12 +84,24 @@ class CorrelationId:
         request_id = given if 0 < len(given) <= 200 and given.isprintable() else str(uuid.uuid4())
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
+        token = correlation_id.set(request_id)
+        started = time.perf_counter()
+        status = 0
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            access_log.info("request", extra={"fields": {
+                "method": scope.get("method"), "path": scope.get("path"), "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "actor": state.get("actor")}})
+            correlation_id.reset(token)

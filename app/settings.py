@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     elasticsearch_url: str = "http://127.0.0.1:59200"
     redis_url: str = "redis://127.0.0.1:56379/0"
     role: Role = "all"
-    admin_token: str | None = Field(default=None, alias="ORDERS_ADMIN_TOKEN")
+    admin_token: str | None = Field(default=None, alias="ORDERS_ADMIN_TOKEN", repr=False)
+    api_keys: str | None = Field(default=None, alias="ORDERS_API_KEYS", repr=False)
     search_alias: str = Field(default="orders", alias="ORDERS_SEARCH_ALIAS")
     dashboard_namespace: str = Field(default="orders", alias="ORDERS_DASHBOARD_NAMESPACE")
     pool_min_size: int = 2

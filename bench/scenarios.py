@@ -278,65 +278,76 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
 
 
 async def freshness(bench: Bench, seconds: float, rate: int = 500) -> dict[str, Any]:
-    """At a steady command rate: time from a 201 to the write being visible on each side."""
-    import httpx
+    """At a steady command rate: time from a 201 to the write being visible on each side
+    (every 10th write is followed by an `X-Min-Position` read on each router)."""
+    import aiohttp
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     visible: dict[str, list[float]] = {"dashboard": [], "search": []}
     lag: list[tuple[float, int, int]] = []
+    failures = 0
     sent = 0
     body = {"customer_id": "cust-fresh", "customer_name": "Fresh Freddie",
             "items": [{"sku": "SKU-1", "name": "Freshness probe", "quantity": 1,
                        "unit_price": "1.00"}]}
+    connector = aiohttp.TCPConnector(limit=256)
     async with process(orders_cli("project", "--metrics-port", "0"), bench.env()), \
             process(orders_cli("api", "--port", str(port)), bench.env(), f"{base}/health"), \
-            httpx.AsyncClient(base_url=base, timeout=30,
-                              limits=httpx.Limits(max_connections=200)) as http:
+            aiohttp.ClientSession(base, connector=connector) as http:
         started = time.perf_counter()
-        probes: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = []
 
         async def probe(position: int, acked: float, path: str, name: str) -> None:
-            response = await http.get(path, params={"wait_ms": 5000},
-                                      headers={"X-Min-Position": str(position)})
-            if response.status_code == 200:
-                visible[name].append(time.perf_counter() - acked)
+            nonlocal failures
+            async with http.get(path, params={"wait_ms": "5000"},
+                                headers={"X-Min-Position": str(position)}) as response:
+                await response.read()
+                if response.status == 200:
+                    visible[name].append(time.perf_counter() - acked)
+                else:
+                    failures += 1
 
         async def command(n: int) -> None:
-            nonlocal sent
-            response = await http.post("/orders", json=body)
+            nonlocal sent, failures
+            async with http.post("/orders", json=body) as response:
+                payload = await response.json()
             acked = time.perf_counter()
+            if response.status != 201:
+                failures += 1
+                return
             sent += 1
-            if response.status_code == 201 and n % 10 == 0:
-                position = response.json()["position"]
-                probes.append(asyncio.create_task(probe(position, acked, "/dashboard",
-                                                        "dashboard")))
-                probes.append(asyncio.create_task(probe(position, acked, "/search/orders",
-                                                        "search")))
+            if n % 10 == 0:
+                position = payload["position"]
+                tasks.append(asyncio.create_task(probe(position, acked, "/dashboard",
+                                                       "dashboard")))
+                tasks.append(asyncio.create_task(probe(position, acked, "/search/orders",
+                                                       "search")))
 
         async def sample_lag() -> None:
             while time.perf_counter() - started < seconds + 2:
-                status = (await http.get("/admin/projections")).json()["projections"]
+                async with http.get("/admin/projections") as response:
+                    status = (await response.json())["projections"]
                 by_name = {p["name"]: p["lag_events"] or 0 for p in status}
                 lag.append((round(time.perf_counter() - started, 2), by_name.get("search", 0),
                             by_name.get("dashboard", 0)))
                 await asyncio.sleep(0.5)
 
         sampler = asyncio.create_task(sample_lag())
-        commands: list[asyncio.Task[None]] = []
         n = 0
         while time.perf_counter() - started < seconds:
             due = started + n / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            commands.append(asyncio.create_task(command(n)))
+            tasks.append(asyncio.create_task(command(n)))
             n += 1
-        await asyncio.gather(*commands)
-        achieved = sent / (time.perf_counter() - started)
-        await asyncio.gather(*probes)
+        elapsed = time.perf_counter() - started
+        while any(not t.done() for t in tasks):
+            await asyncio.gather(*tasks)
         await sampler
-    return {"target_rate": rate, "achieved_rate": round(achieved), "seconds": seconds,
+    return {"target_rate": rate, "achieved_rate": round(sent / elapsed), "seconds": seconds,
             **{f"{name}_p50_ms": round(percentile(v, 0.5) * 1000, 1) for name, v in
                visible.items()},
             **{f"{name}_p99_ms": round(percentile(v, 0.99) * 1000, 1) for name, v in
                visible.items()},
+            "failed_requests": failures,
             "probes": {name: len(v) for name, v in visible.items()}, "lag_series": lag}

@@ -38,3 +38,11 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
         sock.close()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for child processes)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
