@@ -25,7 +25,7 @@ from app.settings import Settings
 from app.write.pool import create_pool
 from infra.migrate import migrate
 
-BENCH_DB = "orders_bench"
+BENCH_DB = f"orders_bench_{os.getpid()}"  # one per run: runs never share
 ALIAS = "bench-orders"
 NAMESPACE = "bench"
 
@@ -95,6 +95,7 @@ async def open_bench() -> AsyncIterator[Bench]:
         await pool.close()
         await es.close()
         await redis.aclose()
+        await _admin(base.database_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def free_port() -> int:
@@ -108,7 +109,11 @@ def free_port() -> int:
 async def process(args: list[str], env: dict[str, str],
                   ready_url: str | None = None) -> AsyncIterator[subprocess.Popen[bytes]]:
     """A child process for the duration of the block (SIGTERM at the end)."""
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import tempfile
+
+    # Logs go to a file: an unread pipe would fill up and stall the server under load.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         if ready_url:
             async with httpx.AsyncClient() as http:
@@ -117,8 +122,8 @@ async def process(args: list[str], env: dict[str, str],
                         if (await http.get(ready_url)).status_code < 500:
                             break
                     if proc.poll() is not None:
-                        raise RuntimeError(proc.stderr.read().decode()[-2000:]
-                                           if proc.stderr else "process died")
+                        log.seek(0)
+                        raise RuntimeError(log.read().decode()[-2000:])
                     await asyncio.sleep(0.1)
         yield proc
     finally:
@@ -127,6 +132,7 @@ async def process(args: list[str], env: dict[str, str],
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def orders_cli(*args: str) -> list[str]:
@@ -164,14 +170,21 @@ async def run_load(call: Callable[[httpx.AsyncClient], Awaitable[int]], concurre
             "errors": errors}
 
 
-async def wrk(url: str, paths: list[str], connections: int, seconds: float) -> dict[str, float]:
-    """Load a server with wrk (C, one thread) over random `paths`; throughput and latency."""
+async def wrk(url: str, paths: list[str], connections: int, seconds: float,
+              post_body: str | None = None) -> dict[str, float]:
+    """Load a server with wrk (C, one thread) over random `paths` (GET, or POST of
+    `post_body`); throughput and latency."""
     import re
     import tempfile
 
-    script = "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n" + (
-        "request = function()\n"
-        "  return wrk.format('GET', paths[math.random(#paths)])\nend\n")
+    if post_body is None:
+        script = "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n" + (
+            "request = function()\n"
+            "  return wrk.format('GET', paths[math.random(#paths)])\nend\n")
+    else:
+        script = (f'wrk.method = "POST"\nwrk.path = "{paths[0]}"\n'
+                  f"wrk.body = [[{post_body}]]\n"
+                  'wrk.headers["Content-Type"] = "application/json"\n')
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     proc = await asyncio.create_subprocess_exec(

@@ -48,6 +48,8 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
     async with open_bench() as bench:
         steps: list[tuple[str, Any]] = [
             ("append", lambda: scenarios.append(bench, size["append"])),
+            ("commands", lambda: scenarios.commands(bench, size["reads_s"],
+                                                    min(32, size["readers"]))),
             ("projection", lambda: scenarios.projection(bench, size["projection"])),
             ("rebuild", lambda: scenarios.rebuild(bench, size["rebuild"])),
             ("reads", lambda: _reads(bench, size)),
@@ -85,6 +87,16 @@ def markdown(results: dict[str, Any]) -> str:
             rows.append(f"| append, {key.replace('_', ' ')} | {value['orders_per_s']:,} orders/s"
                         f" | raw asyncpg {value['raw_asyncpg_per_s']:,}/s "
                         f"| {value['ratio_vs_raw']} |")
+            if "eventsourcing_per_s" in value:
+                rows.append(f"| append, {key.replace('_', ' ')} | {value['orders_per_s']:,} "
+                            f"orders/s | `eventsourcing` recorder "
+                            f"{value['eventsourcing_per_s']:,}/s "
+                            f"| {value['ratio_vs_eventsourcing']} |")
+    if "commands" in results:
+        c = results["commands"]
+        rows.append(f"| `POST /orders` at 32 connections | {c['rps']:,.0f}/s, p50 {c['p50_ms']} ms,"
+                    f" p99 {c['p99_ms']} ms | bare Starlette {c['bare_rps']:,}/s, p99 "
+                    f"{c['bare_p99_ms']} ms | {c['ratio_vs_bare']} |")
     if "projection" in results:
         p = results["projection"]
         rows.append(f"| projection of {p['events']:,} events (both sinks) | "
@@ -100,7 +112,8 @@ def markdown(results: dict[str, Any]) -> str:
     if "reads" in results:
         for name in ("dashboard", "search"):
             x = results["reads"][name]
-            rows.append(f"| `/{name if name == 'dashboard' else 'search/orders'}` at 64 readers"
+            rows.append(f"| `/{name if name == 'dashboard' else 'search/orders'}` at "
+                        f"{results['reads'].get('connections', 64)} readers"
                         f" | {x['rps']:,.0f} req/s, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms"
                         f" | bare Starlette {x['bare_rps']:,}/s, p99 {x['bare_p99_ms']} ms"
                         f" | {x['ratio_vs_bare']} |")

@@ -51,7 +51,41 @@ async def append(bench: Bench, orders: int) -> dict[str, Any]:
         raw = orders / (time.perf_counter() - started)
         out[f"{writers}_writers"] = {"orders_per_s": round(ours), "raw_asyncpg_per_s": round(raw),
                                      "ratio_vs_raw": round(ours / raw, 2)}
+        recorder = await asyncio.to_thread(_eventsourcing_rate, bench, commands, writers)
+        if recorder is not None:
+            out[f"{writers}_writers"].update({"eventsourcing_per_s": round(recorder),
+                                              "ratio_vs_eventsourcing": round(ours / recorder,
+                                                                              2)})
     return out
+
+
+def _eventsourcing_rate(bench: Bench, events: list[OrderPlaced], writers: int) -> float | None:
+    """Events appended per second by the `eventsourcing` library's PostgreSQL recorder
+    (its documented API), one event per order as we append, from `writers` threads."""
+    try:
+        from eventsourcing.persistence import StoredEvent
+        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+    except ImportError:
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlsplit
+
+    url = urlsplit(bench.settings.database_url)
+    datastore = PostgresDatastore(dbname=url.path.lstrip("/"), host=url.hostname or "",
+                                  port=url.port or 5432, user=url.username or "postgres",
+                                  password=url.password or "", pool_size=writers)
+    table = f"es_bench_{writers}"
+    recorder = PostgresApplicationRecorder(datastore, events_table_name=table)
+    recorder.create_table()
+    stored = [StoredEvent(originator_id=e.order_id, originator_version=1,
+                          topic="orders:OrderPlaced", state=json.dumps(e.payload()).encode())
+              for e in events]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(lambda s: recorder.insert_events([s]), stored))
+    rate = len(stored) / (time.perf_counter() - started)
+    datastore.close()
+    return rate
 
 
 def time_now() -> Any:
@@ -219,13 +253,17 @@ class _GapWatch:
         import httpx
 
         last_good = time.perf_counter()
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             while not self.stop:
-                response = await http.get("/search/orders", params={"q": "espresso",
-                                                                    "size": 5})
+                try:
+                    response = await http.get("/search/orders", params={"q": "espresso",
+                                                                        "size": 5})
+                    ok = response.status_code == 200 and response.json()["total"] > 0
+                except httpx.HTTPError:
+                    ok = False
                 self.count += 1
                 now = time.perf_counter()
-                if response.status_code == 200 and response.json()["total"] > 0:
+                if ok:
                     self.longest = max(self.longest, now - last_good)
                     last_good = now
                 else:
@@ -235,6 +273,27 @@ class _GapWatch:
 
 QUERIES = ["espresso", "mug", "Ada", "Hopper", "kettle 1kg", "SKU-10", "grinder black", "tea",
            "cust-00042", "1Z0", "frother", "changed my mind"]
+
+
+async def commands(bench: Bench, seconds: float, concurrency: int = 32) -> dict[str, Any]:
+    """`POST /orders` at `concurrency` connections (wrk) vs a bare Starlette route that
+    parses the same body and answers 201."""
+    port, bare_port = free_port(), free_port()
+    base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+    body = json.dumps({"customer_id": "cust-bench", "customer_name": "Bench Mark", "items": [
+        {"sku": "SKU-1", "name": "Espresso beans", "quantity": 2, "unit_price": "9.95"},
+        {"sku": "SKU-2", "name": "Ceramic mug", "quantity": 1, "unit_price": "12.00"}]})
+    await bench.reset()
+    async with process(orders_cli("api", "--role", "write", "--port", str(port)), bench.env(),
+                       f"{base}/health"):
+        ours = await wrk(base, ["/orders"], concurrency, seconds, post_body=body)
+    async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", "--port",
+                        str(bare_port), "--log-level", "warning"], bench.env(), f"{bare}/fixed"):
+        baseline = await wrk(bare, ["/orders"], concurrency, seconds, post_body=body)
+    stored = await bench.pool.fetchval("SELECT count(*) FROM orders")
+    return {**{k: round(v, 2) for k, v in ours.items()}, "orders_stored": stored,
+            "bare_rps": round(baseline["rps"]), "bare_p99_ms": round(baseline["p99_ms"], 2),
+            "ratio_vs_bare": round(ours["rps"] / baseline["rps"], 2)}
 
 
 def _search_paths(rng: random.Random, count: int = 200) -> list[str]:
@@ -262,7 +321,9 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
     async with process(orders_cli("api", "--role", "read", "--port", str(port)), bench.env(),
                        f"{base}/health"):
         async with httpx.AsyncClient(base_url=base) as http:
-            sizes = {name: len((await http.get(p[0])).content) for name, p in paths.items()}
+            sizes = {"dashboard": len((await http.get("/dashboard")).content),
+                     "search": len((await http.get("/search/orders",
+                                                   params={"q": "espresso"})).content)}
         for name, name_paths in paths.items():
             out[name] = await wrk(base, name_paths, concurrency, seconds)
     for name, size in sizes.items():
