@@ -7,14 +7,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from app import reindex_jobs
 from app.auth import Authenticator, require
 from app.deps import ServicesDep
+from app.openapi import errors
 from app.read.projections import projection_status
 
-router = APIRouter(tags=["operations"])
+# Every call here: scope checks (401/403) and PostgreSQL (503 when it is down).
+router = APIRouter(tags=["operations"], responses=errors(401, 403, 503))
 
 LAG_EVENTS = Gauge("orders_api_projection_lag_events", "Events a projection has not applied",
                    ["projection"])
@@ -37,7 +39,9 @@ async def projections(services: ServicesDep, _: ReadScope) -> dict[str, Any]:
     return {"projections": await _status(services)}
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, responses={200: {
+    "description": "Prometheus text exposition format",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(services: ServicesDep, _: ReadScope) -> Response:
     """Prometheus text: request-independent gauges of projection lag, refreshed on scrape."""
     for entry in await _status(services):
@@ -59,10 +63,11 @@ AdminDep = Annotated[None, Depends(require_admin)]
 class ReindexIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     target: Literal["search", "dashboard"]
-    keep_old: bool = False
+    keep_old: StrictBool = False
 
 
-@router.post("/admin/reindex", status_code=202)
+@router.post("/admin/reindex", status_code=202, responses=errors(
+    409, 413, 422, s409="`RebuildRunning`: a rebuild of that target is unfinished"))
 async def start_reindex(body: ReindexIn, services: ServicesDep,
                         _: AdminDep) -> dict[str, Any]:
     """Queue a zero-downtime rebuild; a running projector process picks it up."""
@@ -70,7 +75,8 @@ async def start_reindex(body: ReindexIn, services: ServicesDep,
     return {"job_id": str(job_id), "status_url": f"/admin/reindex/{job_id}"}
 
 
-@router.get("/admin/reindex/{job_id}")
+@router.get("/admin/reindex/{job_id}", responses=errors(
+    404, 422, s404="`not_found`: no such rebuild job"))
 async def reindex_status(job_id: uuid.UUID, services: ServicesDep,
                          _: AdminDep) -> dict[str, Any]:
     """A rebuild's state and progress."""

@@ -1,7 +1,8 @@
 """The error envelope `{"error": {"code", "message", "details"}}` for every failure.
 
 One handler covers the whole domain error tree (`app.domain.errors`); others cover request
-validation, unknown routes, unavailable dependencies and anything unexpected.
+validation, unknown routes, unavailable dependencies and anything unexpected. The envelope's
+OpenAPI model and the per-route `responses=` helpers live in `app.openapi`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from redis import exceptions as redis_exceptions
 from starlette.exceptions import HTTPException
 
+from app import openapi
 from app.domain.errors import DomainError
 from app.read.consistency import ProjectionBehind
 from app.read.search import BadCursor
@@ -41,13 +43,38 @@ def envelope(status: int, code: str, message: str, details: Any = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _echo(value: Any, limit: int = 200) -> Any:
+    """A piece of client input made safe to echo: short, and encodable (no lone surrogates)."""
+    if isinstance(value, str):
+        text = value[:limit] + ("..." if len(value) > limit else "")
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value if value is None or isinstance(value, int) else _echo(str(value), limit)
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
-    return [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")}
+    # `loc` can hold client-chosen keys (an unknown field's name): bounded and encodable.
+    return [{"loc": [_echo(part, 100) for part in e.get("loc", ())],
+             "type": _echo(e.get("type")), "msg": _echo(e.get("msg"), 500)}
             for e in exc.errors()]
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-               401: "unauthorized", 403: "forbidden", 415: "unsupported_media_type"}
+def _body_unreadable(exc: HTTPException) -> str | None:
+    """Why the framework could not read a body (it answers 400 for anything but bad JSON)."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested too deeply"
+    if isinstance(cause, ValueError):
+        return "the body is not valid JSON"
+    return None
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large", 401: "unauthorized", 403: "forbidden",
+               415: "unsupported_media_type"}
 
 
 # Driver errors that mean "PostgreSQL is down or restarting", not "the request is wrong".
@@ -61,7 +88,8 @@ _REDIS_UNAVAILABLE = (redis_exceptions.ConnectionError, redis_exceptions.Timeout
 
 
 def install(app: FastAPI) -> None:
-    """Register the envelope handlers on the app."""
+    """Register the envelope handlers on the app, and document the envelope in OpenAPI."""
+    openapi.install(app)
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
@@ -74,6 +102,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        unreadable = _body_unreadable(exc)
+        if unreadable is not None:  # same answer as for malformed JSON
+            return envelope(422, "validation_error", unreadable,
+                            [{"loc": ["body"], "type": "json_invalid", "msg": unreadable}])
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return envelope(exc.status_code, code, str(exc.detail), None, exc.headers)
 

@@ -27,6 +27,16 @@ def cents(amount: Any) -> int:
     return int(amount.scaleb(2).to_integral_value())
 
 
+# The completion field refuses these separators; events written before the API refused
+# control characters must still project, so they are dropped from suggestions only.
+_COMPLETION_RESERVED = str.maketrans("", "", "\x00\x1e\x1f")
+
+
+def _suggestions(values: list[str]) -> list[str]:
+    cleaned = (v.translate(_COMPLETION_RESERVED).strip() for v in values)
+    return [v for v in cleaned if v]
+
+
 def order_document(order: Order) -> dict[str, Any]:
     """The whole document for `order` as of its current version."""
     names = list(dict.fromkeys(i.name for i in order.items))
@@ -47,7 +57,7 @@ def order_document(order: Order) -> dict[str, Any]:
         "tracking_number": order.tracking_number,
         "cancel_reason": order.cancel_reason,
         "version": order.version,
-        "suggest_customer": [order.customer_name] if order.customer_name else [],
-        "suggest_item": names,
-        "suggest_sku": skus,
+        "suggest_customer": _suggestions([order.customer_name] if order.customer_name else []),
+        "suggest_item": _suggestions(names),
+        "suggest_sku": _suggestions(skus),
     }

@@ -8,22 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator, WithJsonSchema
 
+from app.openapi import errors
 from app.positions import Checkpoint
 from app.read.consistency import MAX_WAIT_MS, wait_until_applied
-from app.read.search import SearchQuery
+from app.read.search import BadCursor, SearchQuery, decode_cursor
 from app.read.wiring import ReadSide
 
-router = APIRouter(tags=["read"])
+# Every read: the API-key check (mounted in app.main), validation, and 503 when a store is
+# down, the index is not built yet, or `X-Min-Position` is not applied within `wait_ms`.
+router = APIRouter(tags=["read"], responses=errors(401, 403, 422, 503))
 HEARTBEAT_S = 15.0
+POSITION_PATTERN = r"^[0-9]{1,18}$"
+MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+_MONEY = re.compile(MONEY_PATTERN)
+# RFC 3339 date-time (JSON Schema's `date-time`): pydantic alone would also take dates,
+# naive times and Unix timestamps ("0.5").
+DATE_TIME_PATTERN = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+_DATE_TIME = re.compile(DATE_TIME_PATTERN)
 
 
 def get_read(request: Request) -> ReadSide:
@@ -32,12 +45,38 @@ def get_read(request: Request) -> ReadSide:
 
 
 ReadDep = Annotated[ReadSide, Depends(get_read)]
-MinPosition = Annotated[str | None, Header(alias="X-Min-Position",
-                                           description="answer only once this is applied")]
-MinVersion = Annotated[str | None, Header(alias="X-Min-Version",
-                                          description="same as X-Min-Position")]
+
+
+def _date_time_text(value: Any) -> Any:
+    if isinstance(value, str) and not _DATE_TIME.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-03-01T09:00:00Z")
+    return value
+
+
+def _money_text(value: Any) -> Any:
+    if isinstance(value, str) and not _MONEY.fullmatch(value):
+        raise ValueError('must be an amount like "19.90": digits, then at most 2 decimals')
+    return value
+
+
+# The pattern documents `_min_position`, which checks the value with a clearer message.
+MinPosition = Annotated[str | None, Header(
+    alias="X-Min-Position", json_schema_extra={"pattern": POSITION_PATTERN},
+    description="answer only once this log position is applied (503 ProjectionBehind "
+                "if it is not within `wait_ms`)")]
+MinVersion = Annotated[str | None, Header(
+    alias="X-Min-Version", json_schema_extra={"pattern": POSITION_PATTERN},
+    description="same as X-Min-Position")]
 WaitMs = Annotated[int, Query(ge=0, le=MAX_WAIT_MS, description="wait this long to catch up")]
-Money = Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)]
+# Query values are text: the schemas say which text is accepted, the validators hold to it.
+Money = Annotated[
+    Decimal | None, BeforeValidator(_money_text),
+    Query(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False),
+    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN,
+                    "description": "an amount, e.g. 19.90"})]
+DateTime = Annotated[
+    datetime | None, BeforeValidator(_date_time_text), Query(),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN})]
 Status = Literal["placed", "cancelled", "shipped"]
 SortParam = Literal["relevance", "placed_at", "-placed_at", "total", "-total"]
 
@@ -47,7 +86,8 @@ def _min_position(position: str | None, version: str | None) -> int | None:
     if raw is None:
         return None
     text = raw.strip()
-    if not text.isdigit() or len(text) > 18:
+    # isascii: str.isdigit() also holds for "²", which int() refuses (a 500 before)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         name = "X-Min-Position" if position is not None else "X-Min-Version"
         raise RequestValidationError([{"loc": ("header", name), "type": "value_error",
                                        "msg": "must be a log position (a whole number >= 0)"}])
@@ -82,20 +122,33 @@ async def search_orders(
     q: Annotated[str | None, Query(max_length=500)] = None,
     status: Annotated[list[Status] | None, Query()] = None,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
-    placed_from: datetime | None = None, placed_to: datetime | None = None,
+    placed_from: DateTime = None, placed_to: DateTime = None,
     min_total: Money = None, max_total: Money = None,
     sort: SortParam = "relevance",
     size: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
 ) -> dict[str, Any]:
-    """Full-text order search with filters, status facets, highlights and cursor paging."""
+    """Full-text order search with filters, status facets, highlights and cursor paging.
+
+    `cursor` is opaque: pass the `next_cursor` of the previous page, with the same `sort`.
+    """
+    if cursor:
+        _check_cursor(cursor, sort)
     await _caught_up(read, "search", response, x_min_position, x_min_version, wait_ms)
     query = SearchQuery(q=q.strip() or None if q else None, status=list(status or []),
                         customer_id=customer_id, placed_from=placed_from, placed_to=placed_to,
                         min_total=min_total, max_total=max_total, sort=sort, size=size,
                         cursor=cursor)
     return await read.search.search(query)
+
+
+def _check_cursor(cursor: str, sort: str) -> None:
+    """422 for a cursor this API did not make, before anything is waited for."""
+    try:
+        decode_cursor(cursor, sort)
+    except RecursionError:  # deeply nested JSON inside the base64: not ours either
+        raise BadCursor("the cursor is not valid") from None
 
 
 @router.get("/search/suggest")
@@ -111,13 +164,11 @@ async def suggest(
 
 @router.get("/customers/{customer_id}/orders")
 async def customer_orders(
-    read: ReadDep, response: Response, customer_id: str,
+    read: ReadDep, response: Response,
+    customer_id: Annotated[str, Path(min_length=1, max_length=64)],
     wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
 ) -> dict[str, Any]:
     """The customer's newest 50 orders by `placed_at`."""
-    if not 0 < len(customer_id) <= 64:
-        raise RequestValidationError([{"loc": ("path", "customer_id"), "type": "value_error",
-                                       "msg": "customer_id must be 1..64 characters"}])
     await _caught_up(read, "search", response, x_min_position, x_min_version, wait_ms)
     return {"customer_id": customer_id, "orders": await read.search.customer_orders(customer_id)}
 

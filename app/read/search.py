@@ -67,7 +67,8 @@ def decode_cursor(cursor: str, sort: str) -> list[Any]:
         values = data["a"]
         if data["s"] != sort or not isinstance(values, list) or len(values) != 2:
             raise BadCursor("the cursor belongs to another sort order")
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError,
+            RecursionError):
         raise BadCursor("the cursor is not valid") from None
     return values
 

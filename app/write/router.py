@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from app.deps import StoreDep
 from app.domain.commands import CancelOrder, ShipOrder
 from app.domain.order import Order
+from app.openapi import errors
 from app.write import handlers
 from app.write.schemas import (
     CancelOrderIn,
@@ -27,13 +28,17 @@ from app.write.schemas import (
 )
 from app.write.store import StoredResponse
 
-router = APIRouter(tags=["write"])
+# Every write call: the API-key check (mounted in app.main), validation, PostgreSQL.
+router = APIRouter(tags=["write"], responses=errors(
+    401, 403, 422, 503, s422="`validation_error` (with `details`), or a rule: `EmptyOrder`, "
+                             "`TooManyItems`, `IdempotencyKeyReused`"))
 
-_IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "OrderNotFound"}, 409: {"description": "the order's state forbids it"},
-    412: {"description": "VersionConflict"}, 422: {"description": "validation or rule error"},
-}
+IF_MATCH_PATTERN = r'^(W/)?"?[0-9]{1,9}"?$'
+_IF_MATCH = re.compile(r'^(?:W/)?"?([0-9]{1,9})"?$')
+# An Idempotency-Key is a string of printable ASCII (RFC 8941 sf-string), 1..200 long;
+# HTTP strips spaces around header values, so none are documented there.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,198}[!-~])?$"
+CHANGE_ERRORS = errors(404, 409, 412, 413)
 
 
 def _header_error(name: str, message: str) -> RequestValidationError:
@@ -52,8 +57,9 @@ def _expected_version(if_match: str | None) -> int | None:
 
 def _context(request: Request, body: dict[str, Any], key: str | None,
              if_match: str | None = None) -> handlers.CommandContext:
-    if key is not None and not (0 < len(key) <= 200 and key.isprintable()):
-        raise _header_error("Idempotency-Key", "Idempotency-Key must be 1..200 printable chars")
+    if key is not None and not (0 < len(key) <= 200 and key.isascii() and key.isprintable()):
+        raise _header_error("Idempotency-Key",
+                            "Idempotency-Key must be 1..200 printable ASCII characters")
     canonical = json.dumps({"path": request.url.path, "body": body}, sort_keys=True)
     return handlers.CommandContext(
         correlation_id=request.state.request_id, idempotency_key=key,
@@ -68,11 +74,19 @@ def _respond(stored: StoredResponse, location: str | None = None) -> JSONRespons
     return JSONResponse(stored.body, status_code=stored.status, headers=headers)
 
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
+# The patterns document the checks in `_context` and `_expected_version`, which give the
+# clearer messages (the header values are checked there, not by a pydantic pattern).
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
+    description="replays of the same request return the first answer; the same key with "
+                "another request is 422 IdempotencyKeyReused")]
+IfMatch = Annotated[str | None, Header(
+    alias="If-Match", json_schema_extra={"pattern": IF_MATCH_PATTERN},
+    description="the order's version (its `ETag`), e.g. `\"3\"`; 412 when it moved on")]
 
 
-@router.post("/orders", status_code=201, response_model=OrderPlacedOut, responses=ERRORS)
+@router.post("/orders", status_code=201, response_model=OrderPlacedOut,
+             responses=errors(412, 413))
 async def place_order(body: PlaceOrderIn, request: Request, store: StoreDep,
                       idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Place an order. The response carries its log position (also in `X-Event-Position`)."""
@@ -81,7 +95,8 @@ async def place_order(body: PlaceOrderIn, request: Request, store: StoreDep,
     return _respond(stored, f"/orders/{stored.body['order_id']}")
 
 
-@router.post("/orders/{order_id}/cancel", response_model=OrderChangedOut, responses=ERRORS)
+@router.post("/orders/{order_id}/cancel", response_model=OrderChangedOut,
+             responses=CHANGE_ERRORS)
 async def cancel_order(order_id: UUID, body: CancelOrderIn, request: Request, store: StoreDep,
                        idempotency_key: IdempotencyKey = None,
                        if_match: IfMatch = None) -> JSONResponse:
@@ -90,7 +105,8 @@ async def cancel_order(order_id: UUID, body: CancelOrderIn, request: Request, st
     return _respond(await handlers.cancel_order(store, CancelOrder(order_id, body.reason), ctx))
 
 
-@router.post("/orders/{order_id}/ship", response_model=OrderChangedOut, responses=ERRORS)
+@router.post("/orders/{order_id}/ship", response_model=OrderChangedOut,
+             responses=CHANGE_ERRORS)
 async def ship_order(order_id: UUID, body: ShipOrderIn, request: Request, store: StoreDep,
                      idempotency_key: IdempotencyKey = None,
                      if_match: IfMatch = None) -> JSONResponse:
@@ -117,7 +133,8 @@ def order_out(order: Order) -> OrderOut:
         tracking_number=order.tracking_number)
 
 
-@router.get("/orders/{order_id}", response_model=OrderOut, responses={404: ERRORS[404]})
+@router.get("/orders/{order_id}", response_model=OrderOut,
+            responses=errors(404, s404="`OrderNotFound`"))
 async def get_order(order_id: UUID, store: StoreDep, response: Response) -> OrderOut:
     """The order as the write model holds it now; `ETag` is its version."""
     order = await store.get(order_id)
