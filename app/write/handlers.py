@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 from app.domain import errors, order
 from app.domain.commands import CancelOrder, PlaceOrder, ShipOrder
+from app.domain.events import Event
 from app.write.store import IdempotencyRace, OrderStore, StoredResponse, WriteTx
 
 
@@ -82,34 +83,35 @@ async def place_order(store: OrderStore, cmd: PlaceOrder, ctx: CommandContext,
     return await _run(store, ctx, decide)
 
 
-async def cancel_order(store: OrderStore, cmd: CancelOrder,
-                       ctx: CommandContext) -> StoredResponse:
-    """Cancel a placed order."""
+Transition = Callable[[order.Order, datetime], Event]
+
+
+async def _change(store: OrderStore, ctx: CommandContext, order_id: UUID,
+                  transition: Transition) -> StoredResponse:
+    """Load and lock the order, check `If-Match`, decide, append and apply one event."""
 
     async def decide(tx: WriteTx) -> StoredResponse:
-        current = await tx.load(cmd.order_id, lock=True)
+        current = await tx.load(order_id, lock=True)
         _check_version(current, ctx)
-        event = order.cancel(current, cmd, ctx.now())
+        event = transition(current, ctx.now())
         version = current.version + 1
         position = await tx.append(event, version, ctx.metadata())
         await tx.apply(event, version)
-        return StoredResponse(200, {"order_id": str(cmd.order_id), "status": "cancelled",
+        status = order.evolve(current, event).status.value
+        return StoredResponse(200, {"order_id": str(order_id), "status": status,
                                     "version": version, "position": position})
 
     return await _run(store, ctx, decide)
+
+
+async def cancel_order(store: OrderStore, cmd: CancelOrder,
+                       ctx: CommandContext) -> StoredResponse:
+    """Cancel a placed order."""
+    return await _change(store, ctx, cmd.order_id,
+                         lambda current, now: order.cancel(current, cmd, now))
 
 
 async def ship_order(store: OrderStore, cmd: ShipOrder, ctx: CommandContext) -> StoredResponse:
     """Ship a placed order."""
-
-    async def decide(tx: WriteTx) -> StoredResponse:
-        current = await tx.load(cmd.order_id, lock=True)
-        _check_version(current, ctx)
-        event = order.ship(current, cmd, ctx.now())
-        version = current.version + 1
-        position = await tx.append(event, version, ctx.metadata())
-        await tx.apply(event, version)
-        return StoredResponse(200, {"order_id": str(cmd.order_id), "status": "shipped",
-                                    "version": version, "position": position})
-
-    return await _run(store, ctx, decide)
+    return await _change(store, ctx, cmd.order_id,
+                         lambda current, now: order.ship(current, cmd, now))
