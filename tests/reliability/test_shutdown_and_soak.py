@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
+import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
@@ -97,6 +98,7 @@ async def test_sigterm_stops_the_projector_without_losing_or_repeating_work(
     await assert_read_models_match(clean_db, es, redis, read_settings)
 
 
+@pytest.mark.soak
 async def test_soak_of_mixed_load_with_a_projector_restart(
         read_settings: Settings, clean_db: Any, es: AsyncElasticsearch, redis: Redis) -> None:
     statuses: Counter[int] = Counter()
