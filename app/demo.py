@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from app.domain import order as domain
 from app.domain.commands import CancelOrder, OrderLine, PlaceOrder, ShipOrder
@@ -82,16 +82,26 @@ async def generate(store: OrderStore, orders: int, *, days: int = 7, seed: int =
 
     workers = [asyncio.create_task(writer()) for _ in range(concurrency)]
     batch: list[Versioned] = []
+    async def put(item: list[Versioned] | None) -> None:
+        # A writer that failed must not leave the producer waiting on a full queue.
+        putting = asyncio.ensure_future(queue.put(item))
+        await asyncio.wait([putting, *workers], return_when=asyncio.FIRST_COMPLETED)
+        for worker in workers:
+            if worker.done() and worker.exception() is not None:
+                putting.cancel()
+                raise worker.exception()  # type: ignore[misc]
+        await putting
+
     for n in range(orders):
-        order_id = UUID(int=rng.getrandbits(128), version=4)
+        order_id = uuid4()  # content is seeded; ids stay unique across runs
         placed_at = start + timedelta(seconds=span * n / max(orders, 1) + rng.random())
         batch += decide_order(rng, catalog, order_id, placed_at)
         if len(batch) >= batch_size:
-            await queue.put(batch)
+            await put(batch)
             batch = []
     if batch:
-        await queue.put(batch)
+        await put(batch)
     for _ in workers:
-        await queue.put(None)
+        await put(None)
     await asyncio.gather(*workers)
     return written
