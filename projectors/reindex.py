@@ -20,7 +20,7 @@ import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -233,7 +233,7 @@ class Rebuild:
 
     async def _catch_up(self, sink: Any, count_events: bool = False) -> None:
         """Apply the log to `sink` with the live logic until little lag is left."""
-        projection = Projection(sink, self.pool, Waiter(), replace(CATCH_UP))
+        projection = Projection(sink, self.pool, Waiter(), CATCH_UP)
         await sink.prepare()
         checkpoint = await sink.checkpoint()
         positions = LogPositions(self.pool)
