@@ -51,7 +51,7 @@ async def metrics(services: ServicesDep, _: ReadScope) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """Admin calls need an admin-scoped API key or `ORDERS_ADMIN_TOKEN` (see app/auth.py)."""
     auth: Authenticator = request.app.state.auth
     request.state.actor = auth.check(request.headers.get("authorization"), "admin")

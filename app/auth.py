@@ -10,7 +10,7 @@ Keys are compared in constant time and never logged; events record the key's nam
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,10 +86,12 @@ def _unauthorized() -> HTTPException:
                          headers={"WWW-Authenticate": "Bearer"})
 
 
-def require(scope: Scope) -> Callable[[Request], None]:
+def require(scope: Scope) -> Callable[[Request], Awaitable[None]]:
     """A router dependency: the caller must hold `scope`; records the key name as actor."""
 
-    def dependency(request: Request) -> None:
+    # async, like every dependency here: FastAPI runs a plain `def` one in a worker thread,
+    # a thread hop on every request for a check that never blocks.
+    async def dependency(request: Request) -> None:
         auth: Authenticator = request.app.state.auth
         actor = auth.check(request.headers.get("authorization"), scope)
         request.state.actor = actor

@@ -25,13 +25,14 @@ class Services:
     store: OrderStore
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_store(request: Request) -> OrderStore:
-    return get_services(request).store
+async def get_store(request: Request) -> OrderStore:
+    services: Services = request.app.state.services
+    return services.store
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

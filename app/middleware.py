@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 import uuid
 from typing import Any
@@ -164,6 +165,11 @@ async def _answer(send: Send, refusal: _Refusal) -> None:
     await send({"type": "http.response.body", "body": refusal.body})
 
 
+def _new_id() -> str:
+    # A correlation id needs uniqueness, not secrecy: no urandom syscall per request.
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 class CorrelationId:
     """Take `X-Request-ID` (or make one), expose it in scope state, echo it back."""
 
@@ -179,7 +185,7 @@ class CorrelationId:
             given = raw.decode("ascii")
         except UnicodeDecodeError:
             given = ""
-        request_id = given if 0 < len(given) <= 200 and given.isprintable() else str(uuid.uuid4())
+        request_id = given if 0 < len(given) <= 200 and given.isprintable() else _new_id()
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         token = correlation_id.set(request_id)

@@ -106,14 +106,19 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def process(args: list[str], env: dict[str, str],
-                  ready_url: str | None = None) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """A child process for the duration of the block (SIGTERM at the end)."""
+async def process(args: list[str], env: dict[str, str], ready_url: str | None = None,
+                  profile_as: str | None = None) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A child process for the duration of the block (SIGTERM at the end).
+
+    With `BENCH_PROFILE=<dir>` set, a child given `profile_as` is sampled by py-spy once it
+    is ready; its folded stacks go to `<dir>/<profile_as>.txt` (see bench/profile.py).
+    """
     import tempfile
 
     # Logs go to a file: an unread pipe would fill up and stall the server under load.
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    profiler: subprocess.Popen[bytes] | None = None
     try:
         if ready_url:
             async with httpx.AsyncClient() as http:
@@ -125,8 +130,19 @@ async def process(args: list[str], env: dict[str, str],
                         log.seek(0)
                         raise RuntimeError(log.read().decode()[-2000:])
                     await asyncio.sleep(0.1)
+        profile_dir = os.environ.get("BENCH_PROFILE")
+        if profile_dir and profile_as:
+            os.makedirs(profile_dir, exist_ok=True)
+            # --nonblocking: samples without pausing the server, so it runs at full speed
+            profiler = subprocess.Popen(
+                [_py_spy(), "record", "--pid", str(proc.pid), "--rate", "200", "--nonblocking",
+                 "--format", "raw", "-o", os.path.join(profile_dir, f"{profile_as}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         yield proc
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            profiler.wait(30)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(20)
@@ -209,3 +225,8 @@ async def wrk(url: str, paths: list[str], connections: int, seconds: float,
     return {"rps": float(rps.group(1)) if rps else 0.0, "p50_ms": ms("50%"),
             "p99_ms": ms("99%"), "requests": int(total.group(1)) if total else 0,
             "errors": int(non_2xx.group(1)) if non_2xx else 0}
+
+
+def _py_spy() -> str:
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return beside if os.path.exists(beside) else "py-spy"

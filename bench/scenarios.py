@@ -192,7 +192,8 @@ async def projection(bench: Bench, events: int) -> dict[str, Any]:
     await bench.reset()
     written = await generate(OrderStore(bench.pool), int(events / 1.57), seed=7)
     started = time.perf_counter()
-    async with process(orders_cli("project", "--metrics-port", "0"), bench.env()):
+    async with process(orders_cli("project", "--metrics-port", "0"), bench.env(),
+                       profile_as="projection"):
         while not await _caught_up(bench):
             await asyncio.sleep(0.2)
     ours = time.perf_counter() - started
@@ -285,7 +286,7 @@ async def commands(bench: Bench, seconds: float, concurrency: int = 32) -> dict[
         {"sku": "SKU-2", "name": "Ceramic mug", "quantity": 1, "unit_price": "12.00"}]})
     await bench.reset()
     async with process(orders_cli("api", "--role", "write", "--port", str(port)), bench.env(),
-                       f"{base}/health"):
+                       f"{base}/health", profile_as="commands-api"):
         ours = await wrk(base, ["/orders"], concurrency, seconds, post_body=body)
     async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", "--port",
                         str(bare_port), "--log-level", "warning"], bench.env(), f"{bare}/fixed"):
@@ -319,7 +320,7 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
     out: dict[str, Any] = {"orders": await bench.pool.fetchval("SELECT count(*) FROM orders"),
                            "connections": concurrency, "load_generator": "wrk -t1"}
     async with process(orders_cli("api", "--role", "read", "--port", str(port)), bench.env(),
-                       f"{base}/health"):
+                       f"{base}/health", profile_as="reads-api"):
         async with httpx.AsyncClient(base_url=base) as http:
             sizes = {"dashboard": len((await http.get("/dashboard")).content),
                      "search": len((await http.get("/search/orders",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -9,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from app.positions import Checkpoint
+from app.read.progress import Broadcast
 from app.readmodels import dashboard_checkpoint, dashboard_pointer, parse_checkpoint
 
 SCRIPT = (Path(__file__).parent / "dashboard_read.lua").read_text()
@@ -76,3 +80,51 @@ class DashboardReader:
 
     async def checkpoint(self) -> Checkpoint:
         return await dashboard_checkpoint(self._redis, self._namespace)
+
+
+class DashboardCache:
+    """The rendered dashboard, shared by every reader until the projection moves.
+
+    An answer is reused only while no change notice has arrived since its read began and it
+    is younger than `max_age_s` (the safety net for a lost notice); concurrent misses share
+    one Redis read. A reader needing a later checkpoint (`at_least`) never gets an older one.
+    """
+
+    def __init__(self, reader: DashboardReader, notices: Broadcast,
+                 max_age_s: float = 0.5) -> None:
+        self._reader = reader
+        self._notices = notices
+        self._max_age_s = max_age_s
+        # days -> (notices seen before the read, read at, rendered body, checkpoint)
+        self._entries: dict[int, tuple[int, float, bytes, Checkpoint]] = {}
+        self._reading: dict[int, asyncio.Task[tuple[bytes, Checkpoint]]] = {}
+
+    async def read(self, days: int = 30,
+                   at_least: Checkpoint | None = None) -> tuple[bytes, Checkpoint]:
+        entry = self._entries.get(days)
+        if (entry is not None and entry[0] == self._notices.published
+                and time.monotonic() - entry[1] <= self._max_age_s
+                and (at_least is None or entry[3] >= at_least)):
+            return entry[2], entry[3]
+        task = self._reading.get(days)
+        if task is None or at_least is not None:
+            # A task of its own: a reader that leaves does not cancel the others' read.
+            task = asyncio.create_task(self._fetch(days))
+            self._reading[days] = task
+            task.add_done_callback(lambda done: self._forget(days, done))
+        return await asyncio.shield(task)
+
+    def _forget(self, days: int, task: asyncio.Task[tuple[bytes, Checkpoint]]) -> None:
+        if self._reading.get(days) is task:
+            del self._reading[days]
+        if not task.cancelled():
+            task.exception()  # retrieved: its readers re-raise it, nobody logs it as lost
+
+    async def _fetch(self, days: int) -> tuple[bytes, Checkpoint]:
+        seen = self._notices.published  # taken first: a notice during the read expires it
+        body, checkpoint = await self._reader.read(days=days)
+        rendered = json.dumps(body, separators=(",", ":")).encode()
+        kept = self._entries.get(days)
+        if kept is None or kept[3] <= checkpoint:  # overlapping reads: the newest stays
+            self._entries[days] = (seen, time.monotonic(), rendered, checkpoint)
+        return rendered, checkpoint

@@ -24,6 +24,7 @@ class Broadcast:
 
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[str]] = set()
+        self.published = 0  # notices so far: a cache keyed on it goes stale on the next one
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[str]]:
@@ -35,6 +36,7 @@ class Broadcast:
             self._queues.discard(queue)
 
     def publish(self, message: str) -> None:
+        self.published += 1
         for queue in self._queues:
             if queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):

@@ -39,7 +39,7 @@ DATE_TIME_PATTERN = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}
 _DATE_TIME = re.compile(DATE_TIME_PATTERN)
 
 
-def get_read(request: Request) -> ReadSide:
+async def get_read(request: Request) -> ReadSide:
     read: ReadSide = request.app.state.read
     return read
 
@@ -170,17 +170,22 @@ async def customer_orders(
     return {"customer_id": customer_id, "orders": await read.search.customer_orders(customer_id)}
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", response_model=dict[str, Any])
 async def dashboard(
     read: ReadDep, response: Response,
     days: Annotated[int, Query(ge=0, le=366)] = 30,
     wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
-) -> dict[str, Any]:
-    """Counters, per-day buckets and top SKUs, read from Redis in one round trip."""
-    await _caught_up(read, "dashboard", response, x_min_position, x_min_version, wait_ms)
-    body, checkpoint = await read.dashboard.read(days=days)
-    response.headers["X-Projection-Position"] = str(checkpoint.position)
-    return body
+) -> Response:
+    """Counters, per-day buckets and top SKUs, read from Redis in one round trip.
+
+    Concurrent readers share one read until the projection's next change notice.
+    """
+    needed = await _caught_up(read, "dashboard", response, x_min_position, x_min_version,
+                              wait_ms)
+    body, checkpoint = await read.dashboard_cache.read(
+        days, needed if needed != Checkpoint.start() else None)
+    return Response(body, media_type="application/json",
+                    headers={"X-Projection-Position": str(checkpoint.position)})
 
 
 @router.get("/dashboard/stream", response_class=StreamingResponse)

@@ -115,7 +115,8 @@ def _highlight(q: str) -> dict[str, Any]:
     highlight_query = {"bool": {"should": [
         {"simple_query_string": {"query": q, "fields": HIGHLIGHT_FIELDS, "lenient": True}},
         *prefixes]}}
-    return {"type": "plain", "fields": {f: {} for f in HIGHLIGHT_FIELDS},
+    # unified, whole field (names are short): the cheapest of the highlighters measured here
+    return {"type": "unified", "fields": {f: {"number_of_fragments": 0} for f in HIGHLIGHT_FIELDS},
             "highlight_query": highlight_query, "pre_tags": ["<mark>"],
             "post_tags": ["</mark>"], "require_field_match": False}
 

@@ -12,7 +12,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app.positions import CHECKPOINT_CHANNEL, Checkpoint, LogPositions, PostgresCheckpoints
-from app.read.dashboard import DashboardReader
+from app.read.dashboard import DashboardCache, DashboardReader
 from app.read.progress import Broadcast, listen_postgres, listen_redis
 from app.read.search import SearchReader
 from app.readmodels import dashboard_channel, live_index, search_checkpoint_name
@@ -64,6 +64,10 @@ class ReadSide:
     dashboard_progress: Broadcast = field(default_factory=Broadcast)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    dashboard_cache: DashboardCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dashboard_cache = DashboardCache(self.dashboard, self.dashboard_progress)
 
     @classmethod
     def open(cls, settings: Settings, pool: asyncpg.Pool[Any], es: AsyncElasticsearch,

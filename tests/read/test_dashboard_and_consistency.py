@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 
 from app.main import create_app
+from app.positions import Checkpoint
+from app.read.dashboard import DashboardCache
 from app.settings import Settings
 from app.write.store import OrderStore
 from tests.live import serve
@@ -169,3 +171,44 @@ async def test_admin_projections_reports_position_head_and_lag(
         assert after[name]["position"] == 5 and after[name]["lag_events"] == 0
         assert after[name]["state"] in ("running", "catching_up")
     assert 'orders_api_projection_lag_events{projection="search"} 0.0' in metrics
+
+
+class CountingReader:
+    """The real dashboard reader, counting its Redis reads."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.reads = 0
+
+    async def read(self, days: int = 30, top: int = 10) -> Any:
+        self.reads += 1
+        return await self.reader.read(days=days, top=top)
+
+
+async def test_dashboard_cache_shares_reads_and_expires_on_the_projections_notice(
+        store: OrderStore, read_settings: Settings, run_projector: RunProjector) -> None:
+    app = create_app(read_settings)
+    async with app.router.lifespan_context(app), run_projector():
+        read = app.state.read
+        counting = CountingReader(read.dashboard)
+        # An age bound far away: only the change notice can expire an answer here.
+        cache = DashboardCache(counting, read.dashboard_progress, max_age_s=600)  # type: ignore[arg-type]
+        first, _ = await cache.read(30)
+        answers = await asyncio.gather(*(cache.read(30) for _ in range(50)))
+        assert counting.reads == 1
+        assert {body for body, _ in answers} == {first}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            placed = await http.post("/orders", json=ORDER)
+        assert placed.status_code == 201
+        deadline = time.monotonic() + 10
+        body, checkpoint = first, None
+        while json.loads(body)["orders"]["placed"] != 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            body, checkpoint = await cache.read(30)
+        assert json.loads(body)["orders"]["placed"] == 1
+        assert checkpoint is not None and checkpoint.position >= placed.json()["position"]
+        reads = counting.reads
+        newer = Checkpoint(checkpoint.tx, checkpoint.position + 1)
+        await cache.read(30, at_least=newer)  # a cached answer older than asked: read again
+        assert counting.reads == reads + 1
