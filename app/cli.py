@@ -159,8 +159,10 @@ def reindex(
     """Rebuild a read model from the log with no downtime (resumes an unfinished one)."""
     if target not in ("search", "dashboard"):
         raise typer.BadParameter("target must be search or dashboard")
+    from app.runtime import tune_gc
     from projectors.process import run_rebuild
 
+    tune_gc()
     job = asyncio.run(run_rebuild(_settings(), target, restart=restart,  # type: ignore[arg-type]
                                   keep_old=keep_old, show_progress=True))
     typer.echo(f"{target} rebuilt: {job['old_target']} -> {job['new_target']}, "

@@ -230,3 +230,12 @@ async def wrk(url: str, paths: list[str], connections: int, seconds: float,
 def _py_spy() -> str:
     beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
     return beside if os.path.exists(beside) else "py-spy"
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A live process's peak resident memory so far (Linux VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")

@@ -21,7 +21,16 @@ from app.positions import LogPositions, PostgresCheckpoints
 from app.readmodels import dashboard_checkpoint, search_checkpoint
 from app.write import handlers
 from app.write.store import OrderStore
-from bench.common import ALIAS, Bench, free_port, orders_cli, percentile, process, wrk
+from bench.common import (
+    ALIAS,
+    Bench,
+    free_port,
+    orders_cli,
+    peak_rss_mib,
+    percentile,
+    process,
+    wrk,
+)
 from projectors.changes import Change
 from projectors.dashboard_sink import deltas
 from projectors.documents import index_body, order_document
@@ -193,14 +202,16 @@ async def projection(bench: Bench, events: int) -> dict[str, Any]:
     written = await generate(OrderStore(bench.pool), int(events / 1.57), seed=7)
     started = time.perf_counter()
     async with process(orders_cli("project", "--metrics-port", "0"), bench.env(),
-                       profile_as="projection"):
+                       profile_as="projection") as projector:
         while not await _caught_up(bench):
             await asyncio.sleep(0.2)
-    ours = time.perf_counter() - started
+        ours = time.perf_counter() - started
+        projector_rss = peak_rss_mib(projector.pid)
     orders = await _final_orders(bench)
     raw = await _raw_bulk(bench, orders, f"{ALIAS}-raw") + await _raw_redis(bench)
     return {"events": written, "events_per_s": round(written / ours),
-            "raw_events_per_s": round(written / raw), "ratio_vs_raw": round(raw / ours, 2)}
+            "raw_events_per_s": round(written / raw), "ratio_vs_raw": round(raw / ours, 2),
+            "projector_peak_rss_mib": projector_rss}
 
 
 async def rebuild(bench: Bench, events: int) -> dict[str, Any]:
@@ -320,13 +331,14 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
     out: dict[str, Any] = {"orders": await bench.pool.fetchval("SELECT count(*) FROM orders"),
                            "connections": concurrency, "load_generator": "wrk -t1"}
     async with process(orders_cli("api", "--role", "read", "--port", str(port)), bench.env(),
-                       f"{base}/health", profile_as="reads-api"):
+                       f"{base}/health", profile_as="reads-api") as api:
         async with httpx.AsyncClient(base_url=base) as http:
             sizes = {"dashboard": len((await http.get("/dashboard")).content),
                      "search": len((await http.get("/search/orders",
                                                    params={"q": "espresso"})).content)}
         for name, name_paths in paths.items():
             out[name] = await wrk(base, name_paths, concurrency, seconds)
+        out["api_peak_rss_mib"] = peak_rss_mib(api.pid)
     for name, size in sizes.items():
         env = {**bench.env(), "BARE_BODY": json.dumps({"pad": "x" * max(0, size - 12)})}
         async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", "--port",

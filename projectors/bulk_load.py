@@ -16,12 +16,12 @@ from uuid import UUID
 import asyncpg
 from elasticsearch import AsyncElasticsearch
 
-from app.domain.events import load_event
+from app.domain.events import load_event_json
 from app.domain.order import Order, evolve
 from projectors.documents import order_document
 
 STREAM_EVENTS = """
-SELECT stream_id, type, schema_version, data FROM events
+SELECT stream_id, type, schema_version, data::text AS data FROM events
 WHERE stream_id > $1 ORDER BY stream_id, version"""
 CHUNK = 2000
 IN_FLIGHT = 3
@@ -100,7 +100,8 @@ async def load_search_index(pool: asyncpg.Pool[Any], es: AsyncElasticsearch, ind
             if row["stream_id"] != current:
                 await emit()
                 current, state = row["stream_id"], None
-            state = evolve(state, load_event(row["type"], row["schema_version"], row["data"]))
+            state = evolve(state, load_event_json(row["type"], row["schema_version"],
+                                                  row["data"]))
             unreported += 1
             if unreported >= PROGRESS_EVERY:
                 progress.add(events=unreported)

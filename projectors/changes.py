@@ -14,12 +14,12 @@ from uuid import UUID
 
 import asyncpg
 
-from app.domain.events import Event, load_event
+from app.domain.events import Event, load_event_json
 from app.domain.order import Order, evolve
 from projectors.log import LoggedEvent
 
 STREAMS = """
-SELECT stream_id, version, type, schema_version, data FROM events
+SELECT stream_id, version, type, schema_version, data::text AS data FROM events
 WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id, version"""
 
 
@@ -42,7 +42,7 @@ class Poison:
 
 
 def _load(row: Any) -> Event:
-    return load_event(row["type"], row["schema_version"], row["data"])
+    return load_event_json(row["type"], row["schema_version"], row["data"])
 
 
 def fold(batch: list[LoggedEvent],
@@ -56,7 +56,7 @@ def fold(batch: list[LoggedEvent],
                 if row["version"] >= logged.version:
                     break
                 before = evolve(before, _load(row))
-            event = load_event(logged.type, logged.schema_version, logged.data)
+            event = load_event_json(logged.type, logged.schema_version, logged.data)
             after = evolve(before, event)
             if after.version != logged.version:
                 raise ValueError(f"stream version {logged.version} but fold gives {after.version}")

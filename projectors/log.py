@@ -22,8 +22,8 @@ from app.positions import Checkpoint, LogPositions
 from app.write.store import NOTIFY_CHANNEL
 
 READ_BATCH = """
-SELECT transaction_id::text AS tx, position, stream_id, version, type, schema_version, data,
-       recorded_at
+SELECT transaction_id::text AS tx, position, stream_id, version, type, schema_version,
+       data::text AS data, recorded_at
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -47,7 +47,7 @@ class LoggedEvent:
     version: int
     type: str
     schema_version: int
-    data: dict[str, Any]
+    data: str  # the JSON text: parsed only when no projection has folded it yet
     recorded_at: datetime
 
     @property

@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from app import reindex_jobs
 from app.positions import PostgresCheckpoints
 from app.reindex_jobs import Target
+from app.runtime import tune_gc
 from app.settings import Settings
 from app.write.pool import create_pool
 from projectors.dashboard_sink import DashboardSink
@@ -85,6 +86,7 @@ async def serve(settings: Settings, config: ProjectionConfig,
                 metrics_port: int | None) -> None:
     """Run the projector until SIGTERM or SIGINT; the current batch finishes or is dropped
     without moving its checkpoint."""
+    tune_gc()
     if metrics_port:
         from prometheus_client import start_http_server
 

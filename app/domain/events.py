@@ -7,6 +7,7 @@ in `UPCASTERS`, and add a JSON fixture of the old shape under tests/fixtures/eve
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -102,3 +103,12 @@ def load_event(event_type: str, schema_version: int, data: dict[str, Any]) -> Ev
         data = upcaster(data)
         schema_version += 1
     return cls.model_validate(data)
+
+
+def load_event_json(event_type: str, schema_version: int, text: str | bytes) -> Event:
+    """`load_event` from the stored JSON text; a current shape is parsed and validated in
+    one pass (pydantic's own parser, no dict in between)."""
+    cls = EVENT_TYPES.get(event_type)
+    if cls is not None and schema_version == cls.schema_version:
+        return cls.model_validate_json(text)
+    return load_event(event_type, schema_version, json.loads(text))
