@@ -353,11 +353,12 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
 
 async def freshness(bench: Bench, seconds: float, rate: int = 500) -> dict[str, Any]:
     """At a steady command rate: time from a 201 to the write being visible on each side
-    (every 10th write is followed by an `X-Min-Position` read on each router)."""
+    (every 10th write is followed by an `X-Min-Position` read on each router). Commands go
+    to a write-role API, reads to a read-role API, as design.md deploys them."""
     import aiohttp
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    port, read_port = free_port(), free_port()
+    base, read_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{read_port}"
     visible: dict[str, list[float]] = {"dashboard": [], "search": []}
     lag: list[tuple[float, int, int]] = []
     failures = 0
@@ -367,14 +368,17 @@ async def freshness(bench: Bench, seconds: float, rate: int = 500) -> dict[str, 
                        "unit_price": "1.00"}]}
     connector = aiohttp.TCPConnector(limit=256)
     async with process(orders_cli("project", "--metrics-port", "0"), bench.env()), \
-            process(orders_cli("api", "--port", str(port)), bench.env(), f"{base}/health"), \
-            aiohttp.ClientSession(base, connector=connector) as http:
+            process(orders_cli("api", "--role", "write", "--port", str(port)), bench.env(),
+                    f"{base}/health"), \
+            process(orders_cli("api", "--role", "read", "--port", str(read_port)), bench.env(),
+                    f"{read_base}/health"), \
+            aiohttp.ClientSession(connector=connector) as http:
         started = time.perf_counter()
         tasks: list[asyncio.Task[None]] = []
 
         async def probe(position: int, acked: float, path: str, name: str) -> None:
             nonlocal failures
-            async with http.get(path, params={"wait_ms": "5000"},
+            async with http.get(read_base + path, params={"wait_ms": "5000"},
                                 headers={"X-Min-Position": str(position)}) as response:
                 await response.read()
                 if response.status == 200:
@@ -384,7 +388,7 @@ async def freshness(bench: Bench, seconds: float, rate: int = 500) -> dict[str, 
 
         async def command(n: int) -> None:
             nonlocal sent, failures
-            async with http.post("/orders", json=body) as response:
+            async with http.post(base + "/orders", json=body) as response:
                 payload = await response.json()
             acked = time.perf_counter()
             if response.status != 201:
@@ -400,7 +404,7 @@ async def freshness(bench: Bench, seconds: float, rate: int = 500) -> dict[str, 
 
         async def sample_lag() -> None:
             while time.perf_counter() - started < seconds + 2:
-                async with http.get("/admin/projections") as response:
+                async with http.get(read_base + "/admin/projections") as response:
                     status = (await response.json())["projections"]
                 by_name = {p["name"]: p["lag_events"] or 0 for p in status}
                 lag.append((round(time.perf_counter() - started, 2), by_name.get("search", 0),

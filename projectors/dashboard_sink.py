@@ -66,6 +66,7 @@ class DashboardSink:
     """Feeds one generation of dashboard keys; its checkpoint lives beside them."""
 
     name = "dashboard"
+    batch_interval_s = 0.0  # one Lua call per batch: cheap enough to follow every commit
 
     def __init__(self, redis: Redis, namespace: str = "orders",
                  generation: str | None = None) -> None:

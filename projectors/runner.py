@@ -68,6 +68,7 @@ class Projection:
         self.last_batch_size = 0
         self._held_back_since: float | None = None
         self.active = False  # True while this instance holds the projection's lock
+        self._partial_batch_at: float | None = None  # when the last short batch started
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; only the holder of the projection's lock applies."""
@@ -84,6 +85,7 @@ class Projection:
         """Apply one batch (or idle until the log grows); return the new checkpoint."""
         try:
             await self._retry(self.sink.follow)
+            await self._pace()
             batch = await self._retry(lambda: self._reader.read(checkpoint,
                                                                 self.config.batch_size))
             self.last_batch_size = len(batch)
@@ -93,6 +95,8 @@ class Projection:
                 return checkpoint
             self._held_back_since = None
             started = time.perf_counter()
+            full = len(batch) == self.config.batch_size
+            self._partial_batch_at = None if full else time.monotonic()
             checkpoint = await self._apply_batch(batch)
         except SinkMoved:
             log.info("%s: readers moved to a rebuilt target; following it", self.name)
@@ -106,6 +110,16 @@ class Projection:
         await self.status.report(state, position=checkpoint.position,
                                  transaction_id=checkpoint.tx, target=self.sink.target)
         return checkpoint
+
+    async def _pace(self) -> None:
+        """After a short batch, let events gather until the sink's batch interval is up
+        (never while catching up: full batches go back to back)."""
+        if self._partial_batch_at is None or self.sink.batch_interval_s <= 0:
+            return
+        remaining = self.sink.batch_interval_s - (time.monotonic() - self._partial_batch_at)
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), remaining)
 
     async def _apply_batch(self, batch: list[LoggedEvent]) -> Checkpoint:
         changes, poison = await self._retry(lambda: load_changes(self._pool, batch))

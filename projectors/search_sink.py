@@ -28,6 +28,7 @@ class SearchIndexSink:
     """Feeds one physical index (`orders-vN`); the alias points readers at the live one."""
 
     name = "search"
+    batch_interval_s = 0.1  # every batch ends in a refresh: at most ten a second when live
 
     def __init__(self, es: AsyncElasticsearch, checkpoints: PostgresCheckpoints,
                  alias: str = "orders", index: str | None = None) -> None:

@@ -42,6 +42,9 @@ class Sink(Protocol):
     """A read model fed by the projector; it keeps its own checkpoint."""
 
     name: str
+    # While caught up, the least time between two batches: lets a costly per-batch step
+    # (an index refresh) serve more events, for at most this much added latency.
+    batch_interval_s: float
 
     @property
     def target(self) -> str:
