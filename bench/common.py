@@ -25,9 +25,11 @@ from app.settings import Settings
 from app.write.pool import create_pool
 from infra.migrate import migrate
 
-BENCH_DB = f"orders_bench_{os.getpid()}"  # one per run: runs never share
-ALIAS = "bench-orders"
-NAMESPACE = "bench"
+# One database, index alias and Redis namespace per run: two runs never touch each
+# other's data (they still share the CPU: run one at a time for figures).
+BENCH_DB = f"orders_bench_{os.getpid()}"
+ALIAS = f"bench-orders-{os.getpid()}"
+NAMESPACE = f"bench{os.getpid()}"
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -136,7 +138,8 @@ async def process(args: list[str], env: dict[str, str], ready_url: str | None = 
             # --nonblocking: samples without pausing the server, so it runs at full speed
             profiler = subprocess.Popen(
                 [_py_spy(), "record", "--pid", str(proc.pid), "--rate", "200", "--nonblocking",
-                 "--format", "raw", "-o", os.path.join(profile_dir, f"{profile_as}.txt")],
+                 "--subprocesses", "--format", "raw",
+                 "-o", os.path.join(profile_dir, f"{profile_as}.txt")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         yield proc
     finally:
@@ -204,7 +207,9 @@ async def wrk(url: str, paths: list[str], connections: int, seconds: float,
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     proc = await asyncio.create_subprocess_exec(
+        # --timeout: wrk leaves answers slower than its timeout (2 s) out of the percentiles
         "wrk", "-t1", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--latency",
+        "--timeout", "30s",
         "-s", handle.name, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     os.unlink(handle.name)
@@ -233,9 +238,15 @@ def _py_spy() -> str:
 
 
 def peak_rss_mib(pid: int) -> float:
-    """A live process's peak resident memory so far (Linux VmHWM)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+    """The peak resident memory so far (Linux VmHWM) of a live process or, when it
+    supervises workers, of its largest worker."""
+    def hwm(one: int) -> float:
+        with open(f"/proc/{one}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        workers = [int(c) for c in children.read().split()]
+    return round(max([hwm(pid), *(hwm(w) for w in workers)]), 1)

@@ -18,15 +18,18 @@ from typing import Any
 
 from bench import scenarios
 from bench.common import open_bench
+from bench.single_model import single_model
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
-              "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300},
+              "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300, "write_rate": 20},
     "quick": {"append": 1000, "projection": 100_000, "rebuild": 100_000, "reads_s": 8.0,
-              "readers": 64, "fresh_s": 15.0, "rate": 500, "dataset": 157_000},
+              "readers": 64, "fresh_s": 15.0, "rate": 500, "dataset": 157_000,
+              "write_rate": 100},
     "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,
-             "readers": 64, "fresh_s": 60.0, "rate": 500, "dataset": 157_000},
+             "readers": 64, "fresh_s": 60.0, "rate": 500, "dataset": 157_000,
+             "write_rate": 100},
 }
 
 
@@ -53,6 +56,7 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             ("projection", lambda: scenarios.projection(bench, size["projection"])),
             ("rebuild", lambda: scenarios.rebuild(bench, size["rebuild"])),
             ("reads", lambda: _reads(bench, size)),
+            ("single_model", lambda: _single_model(bench, size)),
             ("freshness", lambda: scenarios.freshness(bench, size["fresh_s"], size["rate"])),
         ]
         for name, step in steps:
@@ -66,8 +70,11 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
     return results
 
 
-async def _reads(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
-    """Reads on a data set of `dataset` events, projected first."""
+async def _read_dataset(bench: Any, size: dict[str, Any]) -> None:
+    """A data set of `dataset` events, projected; generated once for `reads` and
+    `single_model`, which run back to back and leave it in place."""
+    if bench.results.get("read_dataset") == size["dataset"]:
+        return
     await bench.reset()
     from app.demo import generate
     from app.write.store import OrderStore
@@ -77,7 +84,19 @@ async def _reads(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
                                  bench.env()):
         while not await scenarios._caught_up(bench):
             await asyncio.sleep(0.5)
+    bench.results["read_dataset"] = size["dataset"]
+
+
+async def _reads(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
+    """Reads on a data set of `dataset` events, projected first."""
+    await _read_dataset(bench, size)
     return await scenarios.reads(bench, size["reads_s"], size["readers"])
+
+
+async def _single_model(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
+    """Scenario 7 on the reads data set, under a steady write load."""
+    await _read_dataset(bench, size)
+    return await single_model(bench, size["reads_s"], size["readers"], size["write_rate"])
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -117,6 +136,8 @@ def markdown(results: dict[str, Any]) -> str:
                         f" | {x['rps']:,.0f} req/s, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms"
                         f" | bare Starlette {x['bare_rps']:,}/s, p99 {x['bare_p99_ms']} ms"
                         f" | {x['ratio_vs_bare']} |")
+    if "single_model" in results:
+        rows += _single_model_rows(results["single_model"])
     if "freshness" in results:
         f = results["freshness"]
         rows.append(f"| freshness at {f['achieved_rate']}/s (target {f['target_rate']}) | "
@@ -125,6 +146,33 @@ def markdown(results: dict[str, Any]) -> str:
     head = (f"Run {results['date']} ({results['mode']}) on {results['machine']['cpus']} cores, "
             f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}.")
     return head + "\n\n" + "\n".join(rows) + "\n"
+
+
+def _single_model_rows(s: dict[str, Any]) -> list[str]:
+    """Scenario 7: our read side vs the single model, same paths, readers and write load."""
+    rows = []
+    for name, path, theirs_by in (("dashboard", "/dashboard", "SQL aggregates"),
+                                  ("search", "/search/orders", "PostgreSQL full text")):
+        ours, theirs = s["cqrs"][name], s["single_model"][name]
+        rows.append(f"| `{path}` at {s['connections']} readers + {s['write_rate']} writes/s"
+                    f" | {_latencies(ours)} | single model, {theirs_by}: {_latencies(theirs)}"
+                    f" | {s['ratio'][name]} |")
+    ours, theirs = s["cqrs"]["writes"], s["single_model"]["writes"]
+    rows.append(f"| commands during those reads | {ours['commands_per_s']}/s, p50 "
+                f"{ours['p50_ms']} ms, p99 {ours['p99_ms']} ms | single model (tsvector "
+                f"triggers) {theirs['commands_per_s']}/s, p50 {theirs['p50_ms']} ms, p99 "
+                f"{theirs['p99_ms']} ms | |")
+    setup, counts = s["setup"], s["dashboard_orders"]["single_model"]
+    rows.append(f"| single-model setup on {s['orders']:,} orders; dashboards agree | | "
+                f"tsvector backfill + GIN index {setup['total_s']} s ({setup['index_mib']} MiB);"
+                f" order counts agree: {str(s['agree']).lower()} ({counts['placed']:,} placed)"
+                f" | |")
+    return rows
+
+
+def _latencies(x: dict[str, Any]) -> str:
+    return (f"{x['rps']:,.0f} req/s, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms, mean "
+            f"{x['mean_ms']:,.0f} ms")
 
 
 def charts(results: dict[str, Any], out: Path) -> list[Path]:

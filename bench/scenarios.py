@@ -283,6 +283,9 @@ class _GapWatch:
                 await asyncio.sleep(0.01)
 
 
+# One API process per core, and the same for the bare baselines ("same server settings").
+API_WORKERS = os.cpu_count() or 1
+WORKERS = ["--workers", str(API_WORKERS)]
 QUERIES = ["espresso", "mug", "Ada", "Hopper", "kettle 1kg", "SKU-10", "grinder black", "tea",
            "cust-00042", "1Z0", "frother", "changed my mind"]
 
@@ -296,14 +299,15 @@ async def commands(bench: Bench, seconds: float, concurrency: int = 32) -> dict[
         {"sku": "SKU-1", "name": "Espresso beans", "quantity": 2, "unit_price": "9.95"},
         {"sku": "SKU-2", "name": "Ceramic mug", "quantity": 1, "unit_price": "12.00"}]})
     await bench.reset()
-    async with process(orders_cli("api", "--role", "write", "--port", str(port)), bench.env(),
-                       f"{base}/health", profile_as="commands-api"):
+    async with process(orders_cli("api", "--role", "write", "--port", str(port), *WORKERS),
+                       bench.env(), f"{base}/health", profile_as="commands-api"):
         ours = await wrk(base, ["/orders"], concurrency, seconds, post_body=body)
-    async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", "--port",
+    async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", *WORKERS, "--port",
                         str(bare_port), "--log-level", "warning"], bench.env(), f"{bare}/fixed"):
         baseline = await wrk(bare, ["/orders"], concurrency, seconds, post_body=body)
     stored = await bench.pool.fetchval("SELECT count(*) FROM orders")
     return {**{k: round(v, 2) for k, v in ours.items()}, "orders_stored": stored,
+            "api_workers": API_WORKERS,
             "bare_rps": round(baseline["rps"]), "bare_p99_ms": round(baseline["p99_ms"], 2),
             "ratio_vs_bare": round(ours["rps"] / baseline["rps"], 2)}
 
@@ -329,9 +333,10 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
     base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
     paths = {"dashboard": ["/dashboard"], "search": _search_paths(random.Random(5))}
     out: dict[str, Any] = {"orders": await bench.pool.fetchval("SELECT count(*) FROM orders"),
-                           "connections": concurrency, "load_generator": "wrk -t1"}
-    async with process(orders_cli("api", "--role", "read", "--port", str(port)), bench.env(),
-                       f"{base}/health", profile_as="reads-api") as api:
+                           "connections": concurrency, "load_generator": "wrk -t1",
+                           "api_workers": API_WORKERS}
+    async with process(orders_cli("api", "--role", "read", "--port", str(port), *WORKERS),
+                       bench.env(), f"{base}/health", profile_as="reads-api") as api:
         async with httpx.AsyncClient(base_url=base) as http:
             sizes = {"dashboard": len((await http.get("/dashboard")).content),
                      "search": len((await http.get("/search/orders",
@@ -341,7 +346,7 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
         out["api_peak_rss_mib"] = peak_rss_mib(api.pid)
     for name, size in sizes.items():
         env = {**bench.env(), "BARE_BODY": json.dumps({"pad": "x" * max(0, size - 12)})}
-        async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", "--port",
+        async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", *WORKERS, "--port",
                             str(bare_port), "--log-level", "warning"], env, f"{bare}/fixed"):
             baseline = await wrk(bare, ["/fixed"], concurrency, seconds)
         out[name]["bare_rps"] = round(baseline["rps"])

@@ -22,4 +22,8 @@ def test_bench_harness_runs_every_scenario_on_tiny_data(tmp_path: Path) -> None:
     assert figures["rebuild"]["failed_searches"] == 0
     assert figures["reads"]["search"]["errors"] == 0
     assert figures["freshness"]["probes"]["dashboard"] > 0
+    single = figures["single_model"]
+    assert all(single[side][name]["errors"] == 0 and single[side][name]["requests"] > 0
+               for side in ("cqrs", "single_model") for name in ("dashboard", "search"))
+    assert single["agree"] is True, single["dashboard_orders"]
     assert "| scenario |" in (tmp_path / "latest.md").read_text()
