@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -156,11 +155,6 @@ async def process(args: list[str], env: dict[str, str], ready_url: str | None = 
 
 def orders_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "app.cli", *args]
-
-
-def child_peak_rss_mb() -> float:
-    """Peak resident memory of the largest child that has exited (Linux: kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 async def run_load(call: Callable[[httpx.AsyncClient], Awaitable[int]], concurrency: int,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import atexit
 import os
-import resource
 import sys
+
+from bench.common import peak_rss_mib
 
 
 def _report() -> None:
+    # VmHWM, not getrusage's ru_maxrss: that one survives fork + exec, so it reports the
+    # parent's size at fork time whenever the parent (the bench) was the larger.
     path = os.environ.get("PEAK_RSS_FILE")
     if path:
         with open(path, "a") as out:
-            out.write(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}\n")
+            out.write(f"{peak_rss_mib(os.getpid()):.1f}\n")
 
 
 if __name__ == "__main__":
