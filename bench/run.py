@@ -24,8 +24,8 @@ RESULTS = Path(__file__).parent / "results"
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
               "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300, "write_rate": 20},
-    "quick": {"append": 1000, "projection": 100_000, "rebuild": 100_000, "reads_s": 8.0,
-              "readers": 64, "fresh_s": 15.0, "rate": 500, "dataset": 157_000,
+    "quick": {"append": 1000, "projection": 100_000, "rebuild": 100_000, "reads_s": 4.0,
+              "readers": 64, "fresh_s": 10.0, "rate": 500, "dataset": 157_000,
               "write_rate": 100},
     "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,
              "readers": 64, "fresh_s": 60.0, "rate": 500, "dataset": 157_000,
@@ -142,7 +142,9 @@ def markdown(results: dict[str, Any]) -> str:
         f = results["freshness"]
         rows.append(f"| freshness at {f['achieved_rate']}/s (target {f['target_rate']}) | "
                     f"dashboard p50 {f['dashboard_p50_ms']} / p99 {f['dashboard_p99_ms']} ms; "
-                    f"search p50 {f['search_p50_ms']} / p99 {f['search_p99_ms']} ms | | |")
+                    f"search p50 {f['search_p50_ms']} / p99 {f['search_p99_ms']} ms | "
+                    f"`POST /orders` meanwhile p50 {f['command_p50_ms']} / p99 "
+                    f"{f['command_p99_ms']} ms; CPU idle {f['cpu_idle_pct']}% | |")
     head = (f"Run {results['date']} ({results['mode']}) on {results['machine']['cpus']} cores, "
             f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}.")
     return head + "\n\n" + "\n".join(rows) + "\n"
