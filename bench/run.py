@@ -24,7 +24,7 @@ RESULTS = Path(__file__).parent / "results"
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
               "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300, "write_rate": 20},
-    "quick": {"append": 1000, "projection": 100_000, "rebuild": 100_000, "reads_s": 4.0,
+    "quick": {"append": 3000, "projection": 100_000, "rebuild": 100_000, "reads_s": 4.0,
               "readers": 64, "fresh_s": 10.0, "rate": 500, "dataset": 157_000,
               "write_rate": 100},
     "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,

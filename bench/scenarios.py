@@ -228,9 +228,9 @@ async def rebuild(bench: Bench, events: int) -> dict[str, Any]:
     env = {**bench.env(), "PEAK_RSS_FILE": peak_file}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    async with process(orders_cli("project", "--metrics-port", "0"), bench.env()), \
+    async with process(orders_cli("project", "--metrics-port", "0"), bench.env()) as projector, \
             process(orders_cli("api", "--role", "read", "--port", str(port)), bench.env(),
-                    f"{base}/health"):
+                    f"{base}/health") as api:
         while not await _caught_up(bench):
             await asyncio.sleep(0.5)
         gaps = _GapWatch()
@@ -244,6 +244,9 @@ async def rebuild(bench: Bench, events: int) -> dict[str, Any]:
         await asyncio.sleep(2)
         gaps.stop = True
         await watcher
+        # the live projector (which projected the whole log first) and the read API
+        others = {"projector_peak_rss_mib": peak_rss_mib(projector.pid),
+                  "api_peak_rss_mib": peak_rss_mib(api.pid)}
     if proc.returncode != 0:
         raise RuntimeError(err.decode()[-2000:])
     peak = float(open(peak_file).read().split()[-1])
@@ -252,7 +255,7 @@ async def rebuild(bench: Bench, events: int) -> dict[str, Any]:
     raw = await _raw_bulk(bench, orders, f"{ALIAS}-raw")
     return {"events": written, "events_per_s": round(written / ours),
             "raw_bulk_events_per_s": round(written / raw), "ratio_vs_raw": round(raw / ours, 2),
-            "peak_rss_mib": peak, "searches_during_rebuild": gaps.count,
+            "peak_rss_mib": peak, **others, "searches_during_rebuild": gaps.count,
             "failed_searches": gaps.failures, "longest_gap_ms": round(gaps.longest * 1000, 1)}
 
 

@@ -31,6 +31,10 @@ SELECT sku, name, quantity, unit_price FROM order_lines WHERE order_id = $1 ORDE
 INSERT_EVENT = """
 INSERT INTO events (stream_id, version, type, schema_version, data, metadata)
 VALUES ($1, $2, $3, $4, $5, $6) RETURNING position"""
+# The append and the projector's wake-up in one round trip (NOTIFY is sent at commit).
+APPEND_AND_NOTIFY = f"""
+WITH appended AS ({INSERT_EVENT.strip()})
+SELECT position, pg_notify($7, position::text) FROM appended"""
 INSERT_ORDER = """
 INSERT INTO orders (order_id, customer_id, customer_name, status, total, item_count, version,
                     placed_at)
@@ -99,13 +103,12 @@ class WriteTx:
         """Append one event to its stream at `version`; return its global position."""
         try:
             position: int = await self._conn.fetchval(
-                INSERT_EVENT, event.order_id, version, event.type, event.schema_version,
-                event.payload(), metadata)
+                APPEND_AND_NOTIFY, event.order_id, version, event.type, event.schema_version,
+                event.payload(), metadata, NOTIFY_CHANNEL)
         except asyncpg.UniqueViolationError:
             raise errors.VersionConflict(
                 f"order {event.order_id} changed concurrently; reload and retry",
                 {"order_id": str(event.order_id), "version": version}) from None
-        await self._conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(position))
         return position
 
     async def apply(self, event: Event, version: int) -> None:
