@@ -25,7 +25,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
-# Benchmarks print ratios against baselines measured in the same run (bench/README.md).
+# Benchmarks print ratios against baselines measured in the same run (see bench/README.md).
 bench: tools stack $(BENCH_STAMP)
 	$(ENV) $(BIN)/python -m bench.run
 

@@ -21,7 +21,7 @@ from elasticsearch import AsyncElasticsearch
 Sort = Literal["relevance", "placed_at", "-placed_at", "total", "-total"]
 TEXT_FIELDS = ["customer_name^3", "item_names^2", "skus.text^2", "tracking_number.text",
                "cancel_reason", "order_id", "customer_id"]
-PREFIX_FIELDS = ["customer_name", "item_names", "skus.text"]
+PREFIX_FIELDS = ["customer_name", "item_names", "skus.text", "tracking_number.text"]
 HIGHLIGHT_FIELDS = ["customer_name", "item_names", "skus.text", "tracking_number.text",
                     "cancel_reason"]
 SORTS: dict[str, list[dict[str, str]]] = {

@@ -26,6 +26,7 @@ async def test_full_text_finds_items_customers_tracking_and_reasons(
     assert set(ids_of(await search(reader, q="espr"))) == {ids["alice_beans"],
                                                            ids["bob_kettle"]}
     assert ids_of(await search(reader, q="1ZTRACK42")) == [ids["bob_frother"]]
+    assert ids_of(await search(reader, q="1ztra")) == [ids["bob_frother"]]  # as you type
     assert ids_of(await search(reader, q="colour")) == [ids["alice_mug"]]
     assert set(ids_of(await search(reader, q="bob jones"))) == {ids["bob_frother"],
                                                                 ids["bob_kettle"]}
