@@ -100,6 +100,9 @@ class BodyLimit:
             return
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
+        if declared is None and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body at all (RFC 9112 6.3): no guard
+            return
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _answer(send, self._too_large())
             return
