@@ -97,34 +97,42 @@ class DashboardCache:
         self._max_age_s = max_age_s
         # days -> (notices seen before the read, read at, rendered body, checkpoint)
         self._entries: dict[int, tuple[int, float, bytes, Checkpoint]] = {}
-        self._reading: dict[int, asyncio.Task[tuple[bytes, Checkpoint]]] = {}
+        # days -> (notices seen when it started, the read in flight)
+        self._reading: dict[int, tuple[int, asyncio.Task[tuple[bytes, Checkpoint]]]] = {}
 
     async def read(self, days: int = 30,
                    at_least: Checkpoint | None = None) -> tuple[bytes, Checkpoint]:
+        published = self._notices.published
         entry = self._entries.get(days)
-        if (entry is not None and entry[0] == self._notices.published
+        if (entry is not None and entry[0] == published
                 and time.monotonic() - entry[1] <= self._max_age_s
                 and (at_least is None or entry[3] >= at_least)):
             return entry[2], entry[3]
-        task = self._reading.get(days)
-        if task is None or at_least is not None:
+        pending = self._reading.get(days)
+        if pending is not None and pending[0] == published and at_least is None:
+            task = pending[1]  # a read that began after the latest notice: share it
+        else:
             # A task of its own: a reader that leaves does not cancel the others' read.
-            task = asyncio.create_task(self._fetch(days))
-            self._reading[days] = task
+            task = asyncio.create_task(self._fetch(days, published))
+            self._reading[days] = (published, task)
             task.add_done_callback(lambda done: self._forget(days, done))
         return await asyncio.shield(task)
 
     def _forget(self, days: int, task: asyncio.Task[tuple[bytes, Checkpoint]]) -> None:
-        if self._reading.get(days) is task:
+        pending = self._reading.get(days)
+        if pending is not None and pending[1] is task:
             del self._reading[days]
         if not task.cancelled():
             task.exception()  # retrieved: its readers re-raise it, nobody logs it as lost
 
-    async def _fetch(self, days: int) -> tuple[bytes, Checkpoint]:
-        seen = self._notices.published  # taken first: a notice during the read expires it
+    async def _fetch(self, days: int, seen: int) -> tuple[bytes, Checkpoint]:
+        """One Redis read; `seen` is the notice count before it began, so a notice that
+        lands during the read leaves the answer already stale."""
         body, checkpoint = await self._reader.read(days=days)
         rendered = json.dumps(body, separators=(",", ":")).encode()
         kept = self._entries.get(days)
-        if kept is None or kept[3] <= checkpoint:  # overlapping reads: the newest stays
+        # Overlapping reads: the newest data stays, and of equal data the later-begun read
+        # (a higher `seen` never comes with older data kept as fresh).
+        if kept is None or (kept[3], kept[0]) <= (checkpoint, seen):
             self._entries[days] = (seen, time.monotonic(), rendered, checkpoint)
         return rendered, checkpoint

@@ -7,7 +7,6 @@ a read wait for, or refuse with 503, a projection that has not applied that posi
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -195,8 +194,9 @@ async def dashboard_stream(read: ReadDep, request: Request) -> StreamingResponse
     async def events() -> AsyncIterator[str]:
         async with read.dashboard_progress.subscribe() as notices:
             while not await request.is_disconnected():
-                body, checkpoint = await read.dashboard.read()
-                yield f"event: dashboard\nid: {checkpoint.position}\ndata: {json.dumps(body)}\n\n"
+                # the shared answer: a change notice costs one Redis read for all clients
+                body, checkpoint = await read.dashboard_cache.read()
+                yield f"event: dashboard\nid: {checkpoint.position}\ndata: {body.decode()}\n\n"
                 while True:
                     try:
                         await asyncio.wait_for(notices.get(), HEARTBEAT_S)

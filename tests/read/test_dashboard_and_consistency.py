@@ -12,6 +12,7 @@ import httpx
 from app.main import create_app
 from app.positions import Checkpoint
 from app.read.dashboard import DashboardCache
+from app.read.progress import Broadcast
 from app.settings import Settings
 from app.write.store import OrderStore
 from tests.live import serve
@@ -212,3 +213,42 @@ async def test_dashboard_cache_shares_reads_and_expires_on_the_projections_notic
         newer = Checkpoint(checkpoint.tx, checkpoint.position + 1)
         await cache.read(30, at_least=newer)  # a cached answer older than asked: read again
         assert counting.reads == reads + 1
+
+
+class GatedReader(CountingReader):
+    """The real reader, held at a gate until the test opens it."""
+
+    def __init__(self, reader: Any) -> None:
+        super().__init__(reader)
+        self.gate = asyncio.Event()
+
+    async def read(self, days: int = 30, top: int = 10) -> Any:
+        self.reads += 1
+        await self.gate.wait()
+        return await self.reader.read(days=days, top=top)
+
+
+async def test_a_reader_after_a_notice_never_joins_a_read_that_began_before_it(
+        store: OrderStore, read_settings: Settings) -> None:
+    app = create_app(read_settings)
+    async with app.router.lifespan_context(app):
+        read = app.state.read
+        notices = Broadcast()  # its own: only this test publishes on it
+        gated = GatedReader(read.dashboard)
+        cache = DashboardCache(gated, notices, max_age_s=600)  # type: ignore[arg-type]
+        before = asyncio.create_task(cache.read(30))
+        await asyncio.sleep(0.05)
+        joined = asyncio.create_task(cache.read(30))  # no notice yet: shares the read
+        await asyncio.sleep(0.05)
+        assert gated.reads == 1
+        notices.publish("moved")
+        after = asyncio.create_task(cache.read(30))  # must not take the older read
+        await asyncio.sleep(0.05)
+        assert gated.reads == 2
+        gated.gate.set()
+        await asyncio.gather(before, joined, after)
+        await cache.read(30)  # the read that began after the notice is current: reused
+        assert gated.reads == 2
+        notices.publish("moved again")
+        await cache.read(30)
+        assert gated.reads == 3
