@@ -31,8 +31,7 @@ async def get_services(request: Request) -> Services:
 
 
 async def get_store(request: Request) -> OrderStore:
-    services: Services = request.app.state.services
-    return services.store
+    return (await get_services(request)).store
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

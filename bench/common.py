@@ -9,8 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -157,32 +156,6 @@ async def process(args: list[str], env: dict[str, str], ready_url: str | None = 
 
 def orders_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "app.cli", *args]
-
-
-async def run_load(call: Callable[[httpx.AsyncClient], Awaitable[int]], concurrency: int,
-                   seconds: float, base_url: str) -> dict[str, float]:
-    """`concurrency` loops calling `call` for `seconds`: throughput and latency."""
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
-
-        async def loop() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                status = await call(http)
-                latencies.append(time.perf_counter() - started)
-                if status >= 400:
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return {"rps": len(latencies) / elapsed, "p50_ms": percentile(latencies, 0.5) * 1000,
-            "p99_ms": percentile(latencies, 0.99) * 1000, "requests": len(latencies),
-            "errors": errors}
 
 
 async def wrk(url: str, paths: list[str], connections: int, seconds: float,

@@ -139,17 +139,6 @@ async def _raw_insert(bench: Bench, event: OrderPlaced) -> None:
                                 for n, i in enumerate(event.items, start=1)])
 
 
-async def _final_orders(bench: Bench) -> list[Order]:
-    """Every order folded from the log (outside any timing)."""
-    rows = await bench.pool.fetch("SELECT stream_id, type, schema_version, data FROM events "
-                                  "ORDER BY stream_id, version")
-    states: dict[Any, Order] = {}
-    for row in rows:
-        event = load_event(row["type"], row["schema_version"], row["data"])
-        states[row["stream_id"]] = evolve(states.get(row["stream_id"]), event)
-    return list(states.values())
-
-
 async def _raw_bulk(bench: Bench, orders: list[Order], index: str) -> float:
     """Seconds to bulk-index the same final documents with the client's own helper."""
     body = index_body()
@@ -259,7 +248,7 @@ async def rebuild(bench: Bench, events: int) -> dict[str, Any]:
         raise RuntimeError(err.decode()[-2000:])
     peak = float(open(peak_file).read().split()[-1])
     os.unlink(peak_file)
-    orders = await _final_orders(bench)
+    orders, _ = await _counter_updates(bench)
     raw = await _raw_bulk(bench, orders, f"{ALIAS}-raw")
     return {"events": written, "events_per_s": round(written / ours),
             "raw_bulk_events_per_s": round(written / raw), "ratio_vs_raw": round(raw / ours, 2),

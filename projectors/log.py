@@ -47,7 +47,7 @@ class LoggedEvent:
     version: int
     type: str
     schema_version: int
-    data: str  # the JSON text: parsed only when no projection has folded it yet
+    data: str  # the stored JSON text, parsed straight into the event model
     recorded_at: datetime
 
     @property

@@ -94,7 +94,9 @@ def _min_position(position: str | None, version: str | None) -> int | None:
 
 
 async def _caught_up(read: ReadSide, projection: str, response: Response,
-                     position: str | None, version: str | None, wait_ms: int) -> Checkpoint:
+                     position: str | None, version: str | None,
+                     wait_ms: int) -> Checkpoint | None:
+    """The checkpoint a read must reflect, once applied; None when nothing was asked."""
     min_position = _min_position(position, version)
     if min_position is None and projection == "search":
         # Nothing to wait for: a recent checkpoint is enough for the header, and reporting
@@ -103,7 +105,7 @@ async def _caught_up(read: ReadSide, projection: str, response: Response,
         response.headers["X-Projection-Position"] = str(current.position)
         return current
     if min_position is None:
-        return Checkpoint.start()  # the dashboard's own read reports its checkpoint
+        return None  # the dashboard's own read reports its checkpoint
     checkpoint: Callable[[], Awaitable[Checkpoint]]
     if projection == "search":
         checkpoint, progress = read.search_checkpoint, read.search_progress
@@ -181,8 +183,7 @@ async def dashboard(
     """
     needed = await _caught_up(read, "dashboard", response, x_min_position, x_min_version,
                               wait_ms)
-    body, checkpoint = await read.dashboard_cache.read(
-        days, needed if needed != Checkpoint.start() else None)
+    body, checkpoint = await read.dashboard_cache.read(days, needed)
     return Response(body, media_type="application/json",
                     headers={"X-Projection-Position": str(checkpoint.position)})
 
