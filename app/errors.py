@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from app import openapi
 from app.domain.errors import DomainError
 from app.read.consistency import ProjectionBehind
+from app.read.dashboard import DashboardNotBuilt
 from app.read.search import BadCursor
 
 log = logging.getLogger("orders.api")
@@ -113,6 +114,11 @@ def install(app: FastAPI) -> None:
     async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
         return envelope(503, "ServiceUnavailable", exc.message, {"service": exc.service},
                         {"Retry-After": "1"})
+
+    @app.exception_handler(DashboardNotBuilt)
+    async def not_built(_: Request, exc: DashboardNotBuilt) -> JSONResponse:
+        return envelope(503, "ServiceUnavailable", str(exc), {"service": "redis"},
+                        {"Retry-After": "1", "X-Projection-Position": "0"})
 
     @app.exception_handler(ProjectionBehind)
     async def behind(_: Request, exc: ProjectionBehind) -> JSONResponse:

@@ -13,15 +13,23 @@ from typing import Any
 
 import asyncpg
 
-SELECT = "SELECT transaction_id::text AS tx, position FROM projection_checkpoints WHERE name = $1"
+SELECT = """
+SELECT transaction_id::text AS tx, position, log_identity FROM projection_checkpoints
+WHERE name = $1"""
 CHECKPOINT_CHANNEL = "orders_checkpoints"
+# Forward only within one log; a checkpoint of another log (identity) is replaced outright.
 UPSERT = """
-INSERT INTO projection_checkpoints (name, transaction_id, position)
-VALUES ($1, $2::text::xid8, $3)
+INSERT INTO projection_checkpoints (name, transaction_id, position, log_identity)
+VALUES ($1, $2::text::xid8, $3, $4)
 ON CONFLICT (name) DO UPDATE
-SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, updated_at = now()
-WHERE (projection_checkpoints.transaction_id, projection_checkpoints.position)
+SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position,
+    log_identity = EXCLUDED.log_identity, updated_at = now()
+WHERE projection_checkpoints.log_identity <> EXCLUDED.log_identity
+   OR (projection_checkpoints.transaction_id, projection_checkpoints.position)
       < (EXCLUDED.transaction_id, EXCLUDED.position)"""
+IDENTITY = """
+SELECT l.cluster, l.epoch::text AS epoch, c.system_identifier::text AS live_cluster
+FROM log_identity l, pg_control_system() c"""
 
 
 @dataclass(frozen=True, order=True)
@@ -36,6 +44,37 @@ class Checkpoint:
         return cls(0, 0)
 
 
+@dataclass(frozen=True)
+class LogIdentity:
+    """Which log this is: the cluster it was created (or last rebased) on, and its epoch.
+
+    Transaction ids only order events within one cluster's history, so a checkpoint is
+    meaningful only against the log identity it was taken with.
+    """
+
+    cluster: str
+    epoch: str
+    live_cluster: str  # the cluster answering now
+
+    @property
+    def key(self) -> str:
+        return f"{self.cluster}/{self.epoch}"
+
+    @property
+    def moved(self) -> bool:
+        """The database now runs on another cluster than its log was written on (a restore
+        into a new cluster): new transaction ids may sort below stored ones."""
+        return self.cluster != self.live_cluster
+
+
+async def log_identity(pool: asyncpg.Pool[Any]) -> LogIdentity:
+    """The identity of the log in this database."""
+    row = await pool.fetchrow(IDENTITY)
+    if row is None:
+        raise RuntimeError("log_identity is empty: run `orders migrate`")
+    return LogIdentity(row["cluster"], row["epoch"], row["live_cluster"])
+
+
 class PostgresCheckpoints:
     """Checkpoints kept in PostgreSQL; a save never moves one backwards."""
 
@@ -43,12 +82,18 @@ class PostgresCheckpoints:
         self._pool = pool
 
     async def load(self, name: str) -> Checkpoint:
-        row = await self._pool.fetchrow(SELECT, name)
-        return Checkpoint(int(row["tx"]), row["position"]) if row else Checkpoint.start()
+        return (await self.load_bound(name))[0]
 
-    async def save(self, name: str, checkpoint: Checkpoint) -> None:
+    async def load_bound(self, name: str) -> tuple[Checkpoint, str | None]:
+        """The checkpoint and the log identity it was taken against (None when absent)."""
+        row = await self._pool.fetchrow(SELECT, name)
+        if row is None:
+            return Checkpoint.start(), None
+        return Checkpoint(int(row["tx"]), row["position"]), row["log_identity"]
+
+    async def save(self, name: str, checkpoint: Checkpoint, identity: str) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(UPSERT, name, str(checkpoint.tx), checkpoint.position)
+            await conn.execute(UPSERT, name, str(checkpoint.tx), checkpoint.position, identity)
             # Read routers waiting on `X-Min-Position` wake on this instead of polling.
             await conn.execute("SELECT pg_notify($1, $2)", CHECKPOINT_CHANNEL, name)
 

@@ -1,33 +1,61 @@
 """Where the read models live: the layout shared by the projector (writes) and the routers.
 
 Search: an alias (`orders`) points at one physical index (`orders-vN`); each index has its
-own checkpoint in PostgreSQL. Dashboard: keys under a generation prefix `{ns}:dash:{gen}`,
-with the pointer key `{ns}:dash:active` naming the live generation; its checkpoint is a hash
-beside the counters, written by the same script.
+own checkpoint in PostgreSQL, named after the index AND its uuid, so an index deleted and
+created again under the same name never inherits the old one's checkpoint. Dashboard: keys
+under a generation prefix `{ns}:dash:{gen}`, with the pointer key `{ns}:dash:active` naming
+the live generation; its checkpoint is a hash beside the counters, written by the same script.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, NotFoundError
 from redis.asyncio import Redis
 
 from app.positions import Checkpoint, PostgresCheckpoints
 
 
-def search_checkpoint_name(index: str) -> str:
-    """Each physical index has its own checkpoint, so a rebuilt one starts clean."""
-    return f"search:{index}"
+@dataclass(frozen=True)
+class IndexRef:
+    """One concrete index, by name and identity (Elasticsearch's index uuid)."""
+
+    name: str
+    uuid: str
+
+    @property
+    def checkpoint_name(self) -> str:
+        """Each physical index has its own checkpoint, so a rebuilt one starts clean."""
+        return f"search:{self.name}:{self.uuid}"
+
+
+async def resolve_index(es: AsyncElasticsearch, name: str) -> IndexRef | None:
+    """The concrete index an alias (or index name) resolves to now; None when absent."""
+    try:
+        found = await es.indices.get_settings(index=name, name="index.uuid",
+                                              expand_wildcards="open")
+    except NotFoundError:
+        return None
+    if not found.body:
+        return None
+    index = sorted(found.body)[-1]  # two only for an instant of a non-atomic swap
+    return IndexRef(index, found.body[index]["settings"]["index"]["uuid"])
 
 
 async def live_index(es: AsyncElasticsearch, alias: str) -> str | None:
     """The index the alias points at now, or None when there is no alias yet."""
-    if not await es.indices.exists_alias(name=alias):
-        return None
-    found = await es.indices.get_alias(name=alias)
-    index: str = sorted(found.body)[-1]
-    return index
+    ref = await resolve_index(es, alias)
+    return ref.name if ref is not None and ref.name != alias else None
+
+
+async def next_index_name(es: AsyncElasticsearch, alias: str) -> str:
+    """`<alias>-v{N+1}`: a name no index of this alias has had yet while N exists."""
+    found = await es.indices.get(index=f"{alias}-v*", allow_no_indices=True)
+    versions = [int(name.rsplit("-v", 1)[1]) for name in found.body
+                if name.rsplit("-v", 1)[-1].isdigit()]
+    return f"{alias}-v{max(versions, default=0) + 1}"
 
 
 def dashboard_keys(namespace: str, generation: str) -> dict[str, str]:
@@ -35,6 +63,11 @@ def dashboard_keys(namespace: str, generation: str) -> dict[str, str]:
     prefix = f"{namespace}:dash:{generation}"
     return {"counters": f"{prefix}:counters", "by_day": f"{prefix}:by_day",
             "top_skus": f"{prefix}:top_skus", "checkpoint": f"{prefix}:checkpoint"}
+
+
+def generation_counter(namespace: str) -> str:
+    """The key whose INCR hands out dashboard generation numbers, never the same twice."""
+    return f"{namespace}:dash:generations"
 
 
 def dashboard_pointer(namespace: str) -> str:
@@ -74,7 +107,7 @@ async def dashboard_checkpoint(redis: Redis, namespace: str) -> Checkpoint:
 async def search_checkpoint(es: AsyncElasticsearch, checkpoints: PostgresCheckpoints,
                             alias: str) -> Checkpoint:
     """Where the index behind the alias stands in the log."""
-    index = await live_index(es, alias)
-    if index is None:
+    ref = await resolve_index(es, alias)
+    if ref is None:
         return Checkpoint.start()
-    return await checkpoints.load(search_checkpoint_name(index))
+    return await checkpoints.load(ref.checkpoint_name)

@@ -17,8 +17,31 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
+# The log restored into another cluster: its rows carry the old cluster's transaction ids,
+# which new transactions here may sort below (so the projector would skip them). Rebase:
+# every stored event gets one transaction id below any to come (their order is then their
+# position, which keeps each order's events in stream order), and a new epoch, so every read
+# model's checkpoint is recognised as foreign and the read model is rebuilt from the log.
+REBASE = [
+    "LOCK TABLE events IN EXCLUSIVE MODE",
+    "UPDATE events SET transaction_id = '1'::xid8 WHERE transaction_id <> '1'::xid8",
+    """UPDATE log_identity SET cluster = (SELECT system_identifier::text FROM pg_control_system()),
+           epoch = gen_random_uuid(), since = now()""",
+    "DELETE FROM projection_checkpoints",
+    """UPDATE reindex_jobs SET state = 'abandoned', finished_at = now(), updated_at = now(),
+           error = 'the log was rebased onto another cluster'
+       WHERE state IN ('queued', 'loading', 'catching_up', 'swapping')""",
+]
+MOVED = """
+SELECT l.cluster <> c.system_identifier::text FROM log_identity l, pg_control_system() c"""
+
+
 async def migrate(dsn: str) -> list[str]:
-    """Apply pending migrations; return the names applied now (empty when up to date)."""
+    """Apply pending migrations; return the names applied now (empty when up to date).
+
+    A log that now lives on another PostgreSQL cluster is rebased (see REBASE); that is
+    reported as the step `rebase-log`.
+    """
     conn = await asyncpg.connect(dsn)
     applied: list[str] = []
     try:
@@ -32,6 +55,11 @@ async def migrate(dsn: str) -> list[str]:
                 await conn.execute(path.read_text())
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.name)
             applied.append(path.name)
+        if await conn.fetchval(MOVED):
+            async with conn.transaction():
+                for statement in REBASE:
+                    await conn.execute(statement)
+            applied.append("rebase-log")
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
         await conn.close()

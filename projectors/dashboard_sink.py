@@ -7,8 +7,10 @@ Money is kept in integer cents, so sums are exact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +25,16 @@ from app.readmodels import (
     dashboard_channel,
     dashboard_keys,
     dashboard_pointer,
+    generation_counter,
     live_generation,
     parse_checkpoint,
 )
 from projectors.changes import Change
 from projectors.documents import cents
-from projectors.sinks import ApplyResult, SinkMoved, SinkUnavailable
+from projectors.sinks import ApplyResult, SinkGone, SinkMoved, SinkRewound, SinkUnavailable
 
 SCRIPT = (Path(__file__).parent / "dashboard.lua").read_text()
-POINTER_RECHECK_S = 1.0
+VERIFY_EVERY_S = 1.0  # while idle or between batches; every batch checks anyway
 COUNTERS, BY_DAY, TOP_SKUS = 1, 2, 3
 
 
@@ -62,6 +65,26 @@ def deltas(change: Change) -> list[list[Any]]:
     return []
 
 
+PUBLISH_SCRIPT = """
+local live = redis.call('GET', KEYS[1])
+if live then return live end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return ARGV[1]"""
+# Generation numbers only grow, also after the counter itself was lost with the data.
+CLAIM_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n <= tonumber(ARGV[1]) then
+  n = tonumber(ARGV[1]) + 1
+  redis.call('SET', KEYS[1], n)
+end
+return n"""
+
+
+def _number(generation: str) -> int:
+    return int(generation[1:]) if generation[1:].isdigit() else 0
+
+
 class DashboardSink:
     """Feeds one generation of dashboard keys; its checkpoint lives beside them."""
 
@@ -75,66 +98,123 @@ class DashboardSink:
         self.generation = generation or ""
         # A live sink follows the pointer key; a rebuild's sink stays on its generation.
         self.follows_pointer = generation is None
-        self._pointer_checked = 0.0
+        self._building = False
+        self._verified_at = 0.0
+        self.log_identity = ""
         self.keys = dashboard_keys(namespace, self.generation)
         self._script = redis.register_script(SCRIPT)
-
-    async def prepare(self) -> None:
-        """Follow the live generation (claiming `v1` on first start) unless one was given."""
-        try:
-            if not self.generation:
-                await self.redis.setnx(dashboard_pointer(self.namespace), "v1")
-                live = await self.redis.get(dashboard_pointer(self.namespace))
-                self.generation = live.decode() if isinstance(live, bytes) else str(live)
-                self.keys = dashboard_keys(self.namespace, self.generation)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise SinkUnavailable(str(exc)) from None
-
-    async def checkpoint(self) -> Checkpoint:
-        try:
-            tx, position = await self.redis.hmget(self.keys["checkpoint"], ["tx", "position"])
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise SinkUnavailable(str(exc)) from None
-        return parse_checkpoint(tx, position)
+        self._publish = redis.register_script(PUBLISH_SCRIPT)
+        self._claim = redis.register_script(CLAIM_SCRIPT)
 
     @property
     def target(self) -> str:
         return self.generation
 
-    async def follow(self) -> None:
-        await self._follow_pointer()
+    @property
+    def building(self) -> bool:
+        return self._building
 
-    async def _follow_pointer(self) -> None:
-        """Switch to the generation the pointer names now, if a rebuild swapped it."""
-        now = time.monotonic()
-        if not self.follows_pointer or now - self._pointer_checked < POINTER_RECHECK_S:
+    def _use(self, generation: str) -> None:
+        self.generation = generation
+        self.keys = dashboard_keys(self.namespace, generation)
+
+    async def prepare(self) -> None:
+        """Follow the live generation; with none, start building one."""
+        if not self.follows_pointer:
             return
-        try:
+        async with _unavailable():
             live = await live_generation(self.redis, self.namespace)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise SinkUnavailable(str(exc)) from None
-        self._pointer_checked = now
-        if live and live != self.generation:
-            self.generation = live
-            self.keys = dashboard_keys(self.namespace, live)
+        if live is None:
+            await self.rebuild()
+        else:
+            self._use(live)
+            self._building = False
+
+    async def rebuild(self) -> None:
+        """Claim a generation no one has used and fill it unseen, from the start of the log."""
+        async with _unavailable():
+            number = await self._claim(keys=[generation_counter(self.namespace)],
+                                       args=[_number(self.generation)])
+            self._use(f"v{int(number)}")
+            await self.redis.delete(*self.keys.values())
+        self._building = self.follows_pointer
+
+    async def publish(self) -> None:
+        """Point readers at the generation just built, unless another was published since."""
+        async with _unavailable():
+            live = await self._publish(keys=[dashboard_pointer(self.namespace)],
+                                       args=[self.generation, dashboard_channel(self.namespace),
+                                             "0"])
+        live = live.decode() if isinstance(live, bytes) else str(live)
+        self._building = False
+        if live != self.generation:
+            abandoned = self.keys
+            self._use(live)
+            async with _unavailable():
+                await self.redis.delete(*abandoned.values())
             raise SinkMoved(live)
 
-    async def apply(self, changes: list[Change], upto: Checkpoint) -> ApplyResult:
-        await self._follow_pointer()
+    async def checkpoint(self) -> Checkpoint:
+        async with _unavailable():
+            tx, position, log = await self.redis.hmget(self.keys["checkpoint"],
+                                                       ["tx", "position", "log"])
+        if log is not None and _text(log) != self.log_identity:
+            raise SinkGone("the dashboard's checkpoint belongs to another log")
+        return parse_checkpoint(tx, position)
+
+    async def verify(self, expected: Checkpoint) -> None:
+        """The apply script with an empty batch: it checks pointer, log and checkpoint."""
+        now = time.monotonic()
+        if now - self._verified_at < VERIFY_EVERY_S:
+            return
+        await self._run([], expected, expected)
+        self._verified_at = now
+
+    async def apply(self, changes: list[Change], start: Checkpoint,
+                    upto: Checkpoint) -> ApplyResult:
         batch = [[str(c.logged.checkpoint.tx), str(c.logged.position), deltas(c)]
                  for c in changes]
         # The batch's own end marker makes the checkpoint reach `upto` even when the last
         # events carried no counter change.
         if not batch or (batch[-1][0], batch[-1][1]) != (str(upto.tx), str(upto.position)):
             batch.append([str(upto.tx), str(upto.position), []])
-        k = self.keys
-        try:
-            applied = await self._script(
-                keys=[k["counters"], k["by_day"], k["top_skus"], k["checkpoint"]],
-                args=[json.dumps(batch), dashboard_channel(self.namespace)])
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise SinkUnavailable(str(exc)) from None
-        except RedisError as exc:
-            raise SinkUnavailable(f"script failed: {exc}") from None
-        counted = min(int(applied), len(changes))
+        applied = await self._run(batch, start, upto)
+        self._verified_at = time.monotonic()
+        counted = min(applied, len(changes))
         return ApplyResult(applied=counted, stale=len(changes) - counted)
+
+    async def _run(self, batch: list[list[Any]], start: Checkpoint, upto: Checkpoint) -> int:
+        k = self.keys
+        live = "1" if self.follows_pointer and not self._building else "0"
+        async with _unavailable():
+            answer = await self._script(
+                keys=[k["counters"], k["by_day"], k["top_skus"], k["checkpoint"],
+                      dashboard_pointer(self.namespace)],
+                args=[json.dumps(batch), dashboard_channel(self.namespace), self.generation,
+                      live, str(start.tx), str(start.position), self.log_identity])
+        verdict = _text(answer[0])
+        if verdict == "applied":
+            return int(answer[1])
+        if verdict == "moved":
+            self._use(_text(answer[1]))
+            raise SinkMoved(self.generation)
+        if verdict == "rewound":
+            raise SinkRewound(parse_checkpoint(answer[1], answer[2]), start)
+        if verdict == "gone":
+            raise SinkGone("the dashboard's pointer key is gone")
+        raise SinkGone("the dashboard's checkpoint belongs to another log")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@contextlib.asynccontextmanager
+async def _unavailable() -> AsyncIterator[None]:
+    """Redis errors as the runner's SinkUnavailable (retried with back-off)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise SinkUnavailable(str(exc)) from None
+    except RedisError as exc:
+        raise SinkUnavailable(f"redis: {exc}") from None

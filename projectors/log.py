@@ -21,6 +21,16 @@ import asyncpg
 from app.positions import Checkpoint, LogPositions
 from app.write.store import NOTIFY_CHANNEL
 
+# Every failure of PostgreSQL that can pass: connection lost or refused, admin shutdown,
+# crash recovery, query cancelled, too many connections, a protocol state broken by a dropped
+# connection, a read-only standby mid-failover, timeouts. Retried with back-off, never fatal.
+SOURCE_ERRORS: tuple[type[Exception], ...] = (
+    OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError, asyncpg.ReadOnlySQLTransactionError,
+)
+# Where any answer will do (status rows, the LISTEN connection): every PostgreSQL error too.
+ANY_SOURCE_ERROR: tuple[type[Exception], ...] = (*SOURCE_ERRORS, asyncpg.PostgresError)
 READ_BATCH = """
 SELECT transaction_id::text AS tx, position, stream_id, version, type, schema_version,
        data::text AS data, recorded_at
@@ -105,7 +115,7 @@ class LogNotifier:
         try:
             self._conn = await asyncpg.connect(self._dsn, timeout=5)
             await self._conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except ANY_SOURCE_ERROR:
             self._conn = None
 
     def _on_notify(self, *_: object) -> None:

@@ -20,3 +20,8 @@ LAG_EVENTS = Gauge("orders_projection_lag_events", "Committed events not yet app
                    ["projection"])
 LAG_SECONDS = Gauge("orders_projection_lag_seconds", "Age of the oldest unapplied event",
                     ["projection"])
+REWINDS = Counter("orders_projection_rewinds_total",
+                  "Times a read model's store held less than applied and was re-applied",
+                  ["projection"])
+REBUILDS = Counter("orders_projection_rebuilds_total",
+                   "Times a read model was gone and rebuilt from the log", ["projection"])

@@ -50,7 +50,8 @@ class Projector:
 
         async def keep_listening() -> None:
             while not stop.is_set():
-                await self.notifier.ensure_listening()
+                with contextlib.suppress(Exception):  # waiters poll meanwhile
+                    await self.notifier.ensure_listening()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2.0)
 

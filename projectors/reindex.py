@@ -28,17 +28,19 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app import reindex_jobs
-from app.positions import Checkpoint, LogPositions, PostgresCheckpoints
+from app.positions import Checkpoint, PostgresCheckpoints, log_identity
 from app.readmodels import (
     dashboard_keys,
     dashboard_pointer,
+    generation_counter,
     live_generation,
     live_index,
-    search_checkpoint_name,
+    next_index_name,
+    resolve_index,
 )
 from app.reindex_jobs import RebuildRunning, Target
 from projectors.bulk_load import load_search_index
-from projectors.dashboard_sink import DashboardSink
+from projectors.dashboard_sink import CLAIM_SCRIPT, DashboardSink
 from projectors.documents import index_body
 from projectors.log import Waiter
 from projectors.runner import Projection, ProjectionConfig
@@ -50,8 +52,16 @@ SELECT transaction_id::text AS tx, position FROM events
 WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY transaction_id DESC, position DESC LIMIT 1"""
 CATCH_UP = ProjectionConfig(batch_size=5000, poll_interval_s=0.1, skip_poison=True)
-HANDOVER_LAG = 100  # swap once fewer events than this remain; the live side does the rest
 HANDOVER_WAIT_S = 15.0
+# Repoint only when the new generation is at least as far as the live one, in one step.
+SWAP_DASHBOARD = """
+local function key(tx, pos) return string.format('%030s%030s', tx or '0', pos or '0') end
+local old = redis.call('HMGET', KEYS[2], 'tx', 'position')
+local new = redis.call('HMGET', KEYS[3], 'tx', 'position')
+if redis.call('GET', KEYS[1]) and key(old[1], old[2]) > key(new[1], new[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], new[2] or '0')
+return 1"""
 
 
 @dataclass
@@ -133,16 +143,37 @@ class Rebuild:
         return job
 
     async def _abandon(self, job: dict[str, Any]) -> None:
-        """Drop a half-built target of an unfinished job and mark it abandoned."""
-        if job["new_target"]:
+        """Drop a half-built target of an unfinished job and mark it abandoned; a job whose
+        target readers already use (killed after its swap) is finished instead."""
+        new = job["new_target"]
+        if new and await self._is_live(job["target"], new):
+            await self._retire(job["target"], job["old_target"], new, job["keep_old"])
+            await reindex_jobs.update(self.pool, job["id"], state="done")
+            return
+        if new:
             if job["target"] == "search":
-                await self.es.indices.delete(index=job["new_target"], ignore_unavailable=True)
-                await PostgresCheckpoints(self.pool).delete(
-                    search_checkpoint_name(job["new_target"]))
+                ref = await resolve_index(self.es, new)
+                await self.es.indices.delete(index=new, ignore_unavailable=True)
+                if ref is not None:
+                    await PostgresCheckpoints(self.pool).delete(ref.checkpoint_name)
             else:
-                await self.redis.delete(*dashboard_keys(self.namespace,
-                                                        job["new_target"]).values())
+                await self.redis.delete(*dashboard_keys(self.namespace, new).values())
         await reindex_jobs.update(self.pool, job["id"], state="abandoned")
+
+    async def _is_live(self, target: Target, name: str) -> bool:
+        if target == "search":
+            return await live_index(self.es, self.alias) == name
+        return await live_generation(self.redis, self.namespace) == name
+
+    async def _retire(self, target: Target, old: str | None, new: str, keep_old: bool) -> None:
+        """Remove the replaced target once the live projection writes to the new one."""
+        if not old or old == new or keep_old:
+            return
+        await self._await_live_moved(target, new)
+        if target == "search":
+            await self.es.indices.delete(index=old, ignore_unavailable=True)
+        else:
+            await self.redis.delete(*dashboard_keys(self.namespace, old).values())
 
     async def _save_progress(self, job_id: uuid.UUID) -> None:
         while True:
@@ -160,7 +191,7 @@ class Rebuild:
         job_id = job["id"]
         if job["state"] == "queued":
             old = await live_index(self.es, self.alias)
-            new = await self._next_index()
+            new = await next_index_name(self.es, self.alias)
             horizon = await self._horizon()
             body = index_body()
             loading = {**body["settings"], "number_of_replicas": 0, "refresh_interval": "-1"}
@@ -177,32 +208,38 @@ class Rebuild:
                                     self.progress,
                                     lambda stream: reindex_jobs.update(
                                         self.pool, job_id, resume_after=stream))
+            ref = await resolve_index(self.es, new_index)
+            if ref is None:
+                raise RuntimeError(f"index {new_index} vanished while it was being loaded")
             await PostgresCheckpoints(self.pool).save(
-                search_checkpoint_name(new_index),
-                Checkpoint(int(job["start_tx"]), job["start_position"]))
+                ref.checkpoint_name, Checkpoint(int(job["start_tx"]), job["start_position"]),
+                (await log_identity(self.pool)).key)
             await self.es.indices.put_settings(index=new_index, settings={
                 "refresh_interval": index_body()["settings"]["refresh_interval"]})
             await self.es.indices.refresh(index=new_index)
             await reindex_jobs.update(self.pool, job_id, state="catching_up")
         sink = SearchIndexSink(self.es, PostgresCheckpoints(self.pool), self.alias, new_index)
         sink.name = f"reindex:{new_index}"
-        await self._catch_up(sink, count_events=True)
-        await reindex_jobs.update(self.pool, job_id, state="swapping")
-        old_index = await live_index(self.es, self.alias)
-        actions: list[dict[str, Any]] = [{"add": {"index": new_index, "alias": self.alias}}]
-        if old_index and old_index != new_index:
-            actions.insert(0, {"remove": {"index": old_index, "alias": self.alias}})
-        await self.es.indices.update_aliases(actions=actions)  # one atomic swap
-        await self._catch_up(sink)
-        if old_index and old_index != new_index and not job["keep_old"]:
-            await self._await_live_moved("search", new_index)
-            await self.es.indices.delete(index=old_index, ignore_unavailable=True)
+        if job["state"] != "swapping":
+            projection = await self._catch_up(sink, count_events=True)
+            await reindex_jobs.update(self.pool, job_id, state="swapping")
+            while not await self._swap_search(sink):
+                await self._catch_up(sink, projection)
+        await self._retire("search", job["old_target"], new_index, job["keep_old"])
 
-    async def _next_index(self) -> str:
-        found = await self.es.indices.get(index=f"{self.alias}-v*", allow_no_indices=True)
-        versions = [int(name.rsplit("-v", 1)[1]) for name in found.body
-                    if name.rsplit("-v", 1)[-1].isdigit()]
-        return f"{self.alias}-v{max(versions, default=0) + 1}"
+    async def _swap_search(self, sink: SearchIndexSink) -> bool:
+        """Swap the alias in ONE `_aliases` call, only when the new index is at least as
+        far as the live one (readers never step back in the log)."""
+        old = await resolve_index(self.es, self.alias)
+        if old is not None and old.name != sink.index:
+            checkpoints = PostgresCheckpoints(self.pool)
+            if await checkpoints.load(old.checkpoint_name) > await sink.checkpoint():
+                return False
+        actions: list[dict[str, Any]] = [{"add": {"index": sink.index, "alias": self.alias}}]
+        if old is not None and old.name != sink.index:
+            actions.insert(0, {"remove": {"index": old.name, "alias": self.alias}})
+        await self.es.indices.update_aliases(actions=actions)
+        return True
 
     # --------------------------------------------------------------- dashboard
 
@@ -210,8 +247,12 @@ class Rebuild:
         job_id = job["id"]
         if job["state"] == "queued":
             old = await live_generation(self.redis, self.namespace)
-            number = int(old[1:]) + 1 if old and old[1:].isdigit() else 1
-            new = f"v{number}"
+            # A number from the counter, never pointer + 1: a live sink that is building its
+            # first generation right now must never share (and lose) its keys with us.
+            claimed = await self.redis.register_script(CLAIM_SCRIPT)(
+                keys=[generation_counter(self.namespace)],
+                args=[int(old[1:]) if old and old[1:].isdigit() else 0])
+            new = f"v{int(claimed)}"
             await self.redis.delete(*dashboard_keys(self.namespace, new).values())
             total: int = await self.pool.fetchval("SELECT count(*) FROM events")
             await reindex_jobs.update(self.pool, job_id, state="loading", new_target=new,
@@ -220,31 +261,41 @@ class Rebuild:
         generation = job["new_target"]
         sink = DashboardSink(self.redis, self.namespace, generation)
         sink.name = f"reindex:dashboard:{generation}"
-        await self._catch_up(sink, count_events=True)  # resumes from the keys' checkpoint
-        await reindex_jobs.update(self.pool, job_id, state="swapping")
-        old = await live_generation(self.redis, self.namespace)
-        await self.redis.set(dashboard_pointer(self.namespace), generation)  # atomic repoint
-        await self._catch_up(sink, count_events=True)
-        if old and old != generation and not job["keep_old"]:
-            await self._await_live_moved("dashboard", generation)
-            await self.redis.delete(*dashboard_keys(self.namespace, old).values())
+        if job["state"] != "swapping":
+            # resumes from the keys' checkpoint
+            projection = await self._catch_up(sink, count_events=True)
+            await reindex_jobs.update(self.pool, job_id, state="swapping")
+            while not await self._swap_dashboard(generation):
+                await self._catch_up(sink, projection, count_events=True)
+        await self._retire("dashboard", job["old_target"], generation, job["keep_old"])
+
+    async def _swap_dashboard(self, generation: str) -> bool:
+        """Repoint readers in one script, only when the new generation is at least as far
+        as the live one."""
+        live = await live_generation(self.redis, self.namespace) or generation
+        swap = self.redis.register_script(SWAP_DASHBOARD)
+        swapped = await swap(keys=[dashboard_pointer(self.namespace),
+                                   dashboard_keys(self.namespace, live)["checkpoint"],
+                                   dashboard_keys(self.namespace, generation)["checkpoint"]],
+                             args=[generation, f"{self.namespace}:dash:changes"])
+        return bool(swapped)
 
     # ------------------------------------------------------------------ shared
 
-    async def _catch_up(self, sink: Any, count_events: bool = False) -> None:
-        """Apply the log to `sink` with the live logic until little lag is left."""
-        projection = Projection(sink, self.pool, Waiter(), CATCH_UP)
-        await sink.prepare()
-        checkpoint = await sink.checkpoint()
-        positions = LogPositions(self.pool)
-        while (await positions.pending(checkpoint)).events >= HANDOVER_LAG:
+    async def _catch_up(self, sink: Any, projection: Projection | None = None,
+                        count_events: bool = False) -> Projection:
+        """Apply the log to `sink` with the live logic up to the log's horizon."""
+        if projection is None:
+            projection = Projection(sink, self.pool, Waiter(), CATCH_UP)
+        checkpoint = await projection.start()
+        while True:
             before = checkpoint
             checkpoint = await projection.step(checkpoint)
             if count_events and checkpoint != before:
                 self.progress.add(events=projection.last_batch_size,
                                   docs=projection.last_batch_size)
-        if (await positions.pending(checkpoint)).events:
-            checkpoint = await projection.step(checkpoint)
+            if projection.last_batch_size == 0:  # at the horizon: nothing more to read now
+                return projection
 
     async def _await_live_moved(self, projection: str, target: str) -> None:
         """Wait (bounded) until the live projection reports writing to the new target."""

@@ -21,15 +21,24 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from app.positions import Checkpoint
+from app.positions import Checkpoint, log_identity
 from projectors import metrics
 from projectors.changes import Change, load_changes
-from projectors.log import LoggedEvent, LogReader, Waiter
-from projectors.sinks import PoisonEvent, Sink, SinkMoved, SinkUnavailable
+from projectors.log import ANY_SOURCE_ERROR, SOURCE_ERRORS, LoggedEvent, LogReader, Waiter
+from projectors.sinks import (
+    PoisonEvent,
+    Sink,
+    SinkGone,
+    SinkMoved,
+    SinkRewound,
+    SinkUnavailable,
+)
 from projectors.status import StatusBoard
 
 log = logging.getLogger("orders.projector")
 T = TypeVar("T")
+# Outages of either side: retried with capped back-off until they pass or we stop.
+RETRYABLE: tuple[type[Exception], ...] = (SinkUnavailable, *SOURCE_ERRORS)
 
 DEAD_LETTER = """
 INSERT INTO dead_letters (projection, position, error) VALUES ($1, $2, $3)
@@ -45,10 +54,16 @@ class ProjectionConfig:
     backoff_base_s: float = 0.2
     backoff_max_s: float = 10.0
     standby_poll_s: float = 1.0
+    # How often the active instance re-checks its lock connection and the log's identity.
+    recheck_s: float = 1.0
 
 
 class Stopped(Exception):
     """The projection was asked to stop, or stopped itself on a poison event."""
+
+
+class LostLeadership(Exception):
+    """The connection holding this projection's lock is gone: a standby may be active."""
 
 
 class Projection:
@@ -69,27 +84,65 @@ class Projection:
         self._held_back_since: float | None = None
         self.active = False  # True while this instance holds the projection's lock
         self._partial_batch_at: float | None = None  # when the last short batch started
+        self._lock_conn: Any = None
+        self._rechecked_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; only the holder of the projection's lock applies."""
+        """Run until `stop` is set; only the holder of the projection's lock applies.
+
+        Never exits on a failure: an outage is retried where it happens, a lost lock sends
+        this instance back to standby, anything unforeseen restarts the loop after a pause.
+        """
         self._stop = stop
+        failures = 0
         with contextlib.suppress(Stopped):
-            async with self._leadership():
-                await self._retry(self.sink.prepare)
-                checkpoint = await self._retry(self.sink.checkpoint)
-                while not stop.is_set():
-                    checkpoint = await self.step(checkpoint)
+            while not stop.is_set():
+                try:
+                    async with self._leadership():
+                        checkpoint = await self.start()
+                        while not stop.is_set():
+                            checkpoint = await self.step(checkpoint)
+                            failures = 0
+                except LostLeadership:
+                    log.warning("%s: lost the projection lock; standing by", self.name)
+                except (Stopped, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # last resort: log it, pause, start over
+                    failures += 1
+                    log.exception("%s: unexpected failure; restarting the loop", self.name)
+                    await self.status.report("error", error=f"{type(exc).__name__}: {exc}"[:500])
+                    await self._sleep(self._backoff(failures))
         await self.status.report("stopped")
+
+    async def start(self) -> Checkpoint:
+        """Bind the sink to the log's identity, find its target, and load where it stands."""
+        await self._bind_log()
+        await self._retry(self.sink.prepare)
+        while True:
+            try:
+                checkpoint = await self._retry(self.sink.checkpoint)
+            except SinkGone as gone:
+                checkpoint = await self._rebuild(str(gone))
+                continue
+            if self.sink.building:
+                await self.status.report("rebuilding", position=checkpoint.position,
+                                         target=self.sink.target)
+            return checkpoint
 
     async def step(self, checkpoint: Checkpoint) -> Checkpoint:
         """Apply one batch (or idle until the log grows); return the new checkpoint."""
         try:
-            await self._retry(self.sink.follow)
+            await self._recheck()
+            await self._retry(lambda: self.sink.verify(checkpoint))
             await self._pace()
             batch = await self._retry(lambda: self._reader.read(checkpoint,
                                                                 self.config.batch_size))
             self.last_batch_size = len(batch)
             if not batch:
+                if self.sink.building:  # caught up: let readers see it
+                    await self._retry(self.sink.publish)
+                    log.info("%s: rebuilt %s published at %d", self.name, self.sink.target,
+                             checkpoint.position)
                 await self._idle(checkpoint)
                 await self._waiter.wait(self.config.poll_interval_s)
                 return checkpoint
@@ -97,19 +150,84 @@ class Projection:
             started = time.perf_counter()
             full = len(batch) == self.config.batch_size
             self._partial_batch_at = None if full else time.monotonic()
-            checkpoint = await self._apply_batch(batch)
+            checkpoint = await self._apply_batch(batch, checkpoint)
         except SinkMoved:
-            log.info("%s: readers moved to a rebuilt target; following it", self.name)
-            checkpoint = await self._retry(self.sink.checkpoint)
+            log.info("%s: readers moved to %s; following it", self.name, self.sink.target)
+            try:
+                checkpoint = await self._retry(self.sink.checkpoint)
+            except SinkGone as gone:
+                return await self._rebuild(str(gone))
             await self.status.report("running", position=checkpoint.position,
                                      transaction_id=checkpoint.tx, target=self.sink.target)
             return checkpoint
+        except SinkRewound as rewound:
+            return await self._rewind(rewound)
+        except SinkGone as gone:
+            return await self._rebuild(str(gone))
         metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
         metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         state = "catching_up" if len(batch) == self.config.batch_size else "running"
+        if self.sink.building:
+            state = "rebuilding"
         await self.status.report(state, position=checkpoint.position,
                                  transaction_id=checkpoint.tx, target=self.sink.target)
         return checkpoint
+
+    async def _rewind(self, rewound: SinkRewound) -> Checkpoint:
+        """The store came back older: re-apply from what it really holds."""
+        metrics.REWINDS.labels(self.name).inc()
+        log.warning("%s: %s holds less than applied (%s); re-applying from %d", self.name,
+                    self.sink.target, rewound, rewound.stored.position)
+        rewinds = int(self.status.detail.get("rewinds", 0)) + 1
+        await self.status.report("rewound", position=rewound.stored.position,
+                                 transaction_id=rewound.stored.tx, target=self.sink.target,
+                                 rewinds=rewinds, last_rewind={
+                                     "from": rewound.expected.position,
+                                     "to": rewound.stored.position,
+                                     "at": time.time()})
+        return rewound.stored
+
+    async def _rebuild(self, reason: str) -> Checkpoint:
+        """The read model is gone: build a fresh target from the start of the log."""
+        metrics.REBUILDS.labels(self.name).inc()
+        log.warning("%s: %s; rebuilding it from the log", self.name, reason)
+        await self._retry(self.sink.rebuild)
+        rebuilds = int(self.status.detail.get("rebuilds", 0)) + 1
+        await self.status.report("rebuilding", position=0, transaction_id=0,
+                                 target=self.sink.target, rebuilds=rebuilds,
+                                 rebuild_reason=reason[:300])
+        return Checkpoint.start()
+
+    async def _bind_log(self) -> None:
+        """Give the sink the log's identity; wait (reporting why) while the database runs on
+        another cluster than its log was written on, until `orders migrate` rebased it."""
+        while True:
+            identity = await self._retry(lambda: log_identity(self._pool))
+            if not identity.moved:
+                self.sink.log_identity = identity.key
+                return
+            message = (f"the database now runs on cluster {identity.live_cluster}, its log was "
+                       f"written on {identity.cluster} (restored into another cluster?): run "
+                       "`orders migrate` to rebase the log; the read models then rebuild")
+            log.error("%s: %s", self.name, message)
+            await self.status.report("source_moved", error=message)
+            await self._sleep(max(self.config.poll_interval_s, 1.0))
+
+    async def _recheck(self) -> None:
+        """At most every `recheck_s`: the lock connection still lives, the log is the same."""
+        now = time.monotonic()
+        if now - self._rechecked_at < self.config.recheck_s:
+            return
+        if self._lock_conn is not None:
+            try:
+                await self._lock_conn.fetchval("SELECT 1")
+            except SOURCE_ERRORS as exc:
+                raise LostLeadership(str(exc)) from None
+        before = self.sink.log_identity
+        await self._bind_log()
+        self._rechecked_at = now
+        if before and self.sink.log_identity != before:
+            raise SinkGone("the log was rebased onto another cluster")
 
     async def _pace(self) -> None:
         """After a short batch, let events gather until the sink's batch interval is up
@@ -121,28 +239,30 @@ class Projection:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), remaining)
 
-    async def _apply_batch(self, batch: list[LoggedEvent]) -> Checkpoint:
+    async def _apply_batch(self, batch: list[LoggedEvent], start: Checkpoint) -> Checkpoint:
         changes, poison = await self._retry(lambda: load_changes(self._pool, batch))
         upto = changes[-1].logged.checkpoint if changes else None
         if changes and upto is not None:
-            await self._apply(changes, upto)
+            await self._apply(changes, start, upto)
+            start = upto
         if poison is None:
             assert upto is not None
             return upto
         await self._poisoned(poison.logged.position, poison.error)
-        await self._apply([], poison.logged.checkpoint)  # skip mode: move past, recorded
+        await self._apply([], start, poison.logged.checkpoint)  # skip mode: move past, recorded
         return poison.logged.checkpoint
 
-    async def _apply(self, changes: list[Change], upto: Checkpoint) -> None:
+    async def _apply(self, changes: list[Change], start: Checkpoint, upto: Checkpoint) -> None:
         attempt = 0
         while True:
             try:
-                result = await self.sink.apply(changes, upto)
-            except SinkUnavailable as exc:
+                result = await self.sink.apply(changes, start, upto)
+            except RETRYABLE as exc:
                 attempt += 1
                 metrics.RETRIES.labels(self.name).inc()
-                await self.status.report("sink_down", error=str(exc)[:500], retries=attempt)
-                log.warning("%s: sink unavailable (attempt %d): %s", self.name, attempt, exc)
+                state = "sink_down" if isinstance(exc, SinkUnavailable) else "source_down"
+                await self.status.report(state, error=str(exc)[:500], retries=attempt)
+                log.warning("%s: %s (attempt %d): %s", self.name, state, attempt, exc)
                 await self._sleep(self._backoff(attempt))
                 continue
             except PoisonEvent as exc:
@@ -201,11 +321,12 @@ class Projection:
         while True:
             try:
                 return await call()
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                    asyncpg.CannotConnectNowError, TimeoutError, SinkUnavailable) as exc:
+            except RETRYABLE as exc:
                 attempt += 1
-                await self.status.report("sink_down" if isinstance(exc, SinkUnavailable)
-                                         else "source_down", error=str(exc)[:500])
+                state = "sink_down" if isinstance(exc, SinkUnavailable) else "source_down"
+                if attempt == 1:
+                    log.warning("%s: %s: %s", self.name, state, exc)
+                await self.status.report(state, error=str(exc)[:500])
                 await self._sleep(self._backoff(attempt))
 
     @contextlib.asynccontextmanager
@@ -215,23 +336,28 @@ class Projection:
         while True:
             try:
                 conn = await self._pool.acquire()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except ANY_SOURCE_ERROR:
+                await self.status.report("source_down", error="no connection for the lock")
                 await self._sleep(self.config.standby_poll_s)
                 continue
             try:
                 if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
                     break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except ANY_SOURCE_ERROR:
                 pass
-            await self._pool.release(conn)
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)
             log.debug("%s: another instance is active; standing by", self.name)
             await self._sleep(self.config.standby_poll_s)
         self.active = True
+        self._lock_conn = conn
+        self._rechecked_at = time.monotonic()
         try:
             await self.status.report("running")
             yield
         finally:
             self.active = False
+            self._lock_conn = None
             with contextlib.suppress(Exception):
                 await conn.execute("SELECT pg_advisory_unlock($1)", key)
             with contextlib.suppress(Exception):

@@ -8,24 +8,37 @@ index was refreshed, so a checkpointed event is durable and searchable.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from app.positions import Checkpoint, PostgresCheckpoints
-from app.readmodels import live_index, search_checkpoint_name
+from app.readmodels import IndexRef, next_index_name, resolve_index
 from projectors.changes import Change
 from projectors.documents import index_body, order_document
-from projectors.sinks import ApplyResult, PoisonEvent, SinkMoved, SinkUnavailable
+from projectors.sinks import (
+    ApplyResult,
+    PoisonEvent,
+    SinkGone,
+    SinkMoved,
+    SinkRewound,
+    SinkUnavailable,
+)
 
-ALIAS_RECHECK_S = 1.0
+VERIFY_EVERY_S = 1.0
 # Statuses that mean "try again later", not "this document is bad".
 TRANSIENT = {408, 429, 500, 502, 503, 504}
 
 
 class SearchIndexSink:
-    """Feeds one physical index (`orders-vN`); the alias points readers at the live one."""
+    """Feeds one physical index (`orders-vN`); the alias points readers at the live one.
+
+    The checkpoint is bound to the index's identity (name and uuid): an index deleted and
+    created again, even under its old name, starts from nothing instead of inheriting it.
+    """
 
     name = "search"
     batch_interval_s = 0.1  # every batch ends in a refresh: at most ten a second when live
@@ -35,68 +48,113 @@ class SearchIndexSink:
         self.es = es
         self.alias = alias
         self.index = index or ""
+        self.ref: IndexRef | None = None
         # A live sink follows the alias; a rebuild's sink stays on the index it builds.
         self.follows_alias = index is None
         self._checkpoints = checkpoints
-        self._alias_checked = 0.0
+        self._building = False
+        self._verified_at = 0.0
+        self.log_identity = ""
 
     @property
     def target(self) -> str:
         return self.index
 
     @property
+    def building(self) -> bool:
+        return self._building
+
+    @property
     def checkpoint_name(self) -> str:
-        return search_checkpoint_name(self.index)
+        assert self.ref is not None, "prepare() first"
+        return self.ref.checkpoint_name
 
     async def prepare(self) -> None:
-        """Resolve the live index behind the alias, or create `<alias>-v1` and the alias."""
-        try:
-            if not self.index:
-                self.index = await live_index(self.es, self.alias) or f"{self.alias}-v1"
-            if not await self.es.indices.exists(index=self.index):
-                await self.es.indices.create(index=self.index, **index_body())
-            if not await self.es.indices.exists_alias(name=self.alias):
-                await self.es.indices.put_alias(index=self.index, name=self.alias)
-        except ApiError as exc:
-            if exc.status_code == 400 and "already_exists" in str(exc):
-                return
-            raise SinkUnavailable(str(exc)) from None
-        except TransportError as exc:
-            raise SinkUnavailable(str(exc)) from None
+        """Resolve the live index behind the alias; with none, start building one."""
+        async with _unavailable():
+            ref = await resolve_index(self.es, self.index or self.alias)
+        if ref is not None and (self.follows_alias or ref.name == self.index):
+            self.ref, self.index, self._building = ref, ref.name, False
+            return
+        if not self.follows_alias:
+            raise SinkGone(f"index {self.index} does not exist")
+        await self.rebuild()
+
+    async def rebuild(self) -> None:
+        """Create a fresh index under a new name; readers see it once it is published."""
+        async with _unavailable():
+            if self.ref is not None:  # a bulk into our deleted index re-created it: junk
+                junk = await resolve_index(self.es, self.ref.name)
+                if junk is not None and junk.uuid != self.ref.uuid and junk.name == self.index:
+                    await self.es.indices.delete(index=junk.name, ignore_unavailable=True)
+            name = await next_index_name(self.es, self.alias)
+            await self.es.indices.create(index=name, **index_body())
+            self.ref = await resolve_index(self.es, name)
+        if self.ref is None:
+            raise SinkUnavailable(f"index {name} vanished right after it was created")
+        self.index = name
+        self._building = self.follows_alias
+
+    async def publish(self) -> None:
+        """Point the alias at the built index, unless another index was published since."""
+        async with _unavailable():
+            live = await resolve_index(self.es, self.alias)
+            if live is None:
+                await self.es.indices.update_aliases(
+                    actions=[{"add": {"index": self.index, "alias": self.alias}}])
+        self._building = False
+        if live is not None and self.ref is not None and live.uuid != self.ref.uuid:
+            built = self.index
+            self.ref, self.index = live, live.name
+            async with _unavailable():
+                await self.es.indices.delete(index=built, ignore_unavailable=True)
+            raise SinkMoved(live.name)
 
     async def checkpoint(self) -> Checkpoint:
-        return await self._checkpoints.load(self.checkpoint_name)
+        stored, identity = await self._checkpoints.load_bound(self.checkpoint_name)
+        if identity is not None and identity != self.log_identity:
+            raise SinkGone("the search checkpoint belongs to another log")
+        return stored
 
-    async def follow(self) -> None:
-        await self._follow_alias()
-
-    async def _follow_alias(self) -> None:
-        """Switch to the index the alias names now, if a rebuild swapped it (checked <= 1/s)."""
+    async def verify(self, expected: Checkpoint) -> None:
+        """The alias still names our index (same uuid) and its checkpoint is `expected`."""
         now = time.monotonic()
-        if not self.follows_alias or now - self._alias_checked < ALIAS_RECHECK_S:
+        if now - self._verified_at < VERIFY_EVERY_S:
             return
-        try:
-            current = await live_index(self.es, self.alias)
-        except (ApiError, TransportError) as exc:
-            raise SinkUnavailable(str(exc)) from None
-        self._alias_checked = now
-        if current and current != self.index:
-            self.index = current
-            raise SinkMoved(current)
+        async with _unavailable():
+            live = await resolve_index(self.es, self.alias)
+            own = live if live is not None and live.name == self.index else \
+                await resolve_index(self.es, self.index)
+        if own is None or self.ref is None or own.uuid != self.ref.uuid:
+            raise SinkGone(f"index {self.index} is gone or was replaced")
+        if self.follows_alias and not self._building:
+            if live is None:  # the alias alone was removed: our index is intact, put it back
+                async with _unavailable():
+                    await self.es.indices.put_alias(index=self.index, name=self.alias)
+            elif live.uuid != own.uuid:
+                self.ref, self.index = live, live.name
+                raise SinkMoved(live.name)
+        stored = await self.checkpoint()
+        if stored < expected:
+            raise SinkRewound(stored, expected)
+        self._verified_at = now
 
-    async def apply(self, changes: list[Change], upto: Checkpoint) -> ApplyResult:
-        await self._follow_alias()
+    async def apply(self, changes: list[Change], start: Checkpoint,
+                    upto: Checkpoint) -> ApplyResult:
+        await self.verify(start)
         latest: dict[str, Change] = {}
         for change in changes:  # the newest state of each order is the only one worth sending
             latest[str(change.after.order_id)] = change
         result = ApplyResult()
         if latest:
             result = await self._bulk(list(latest.values()))
-            try:
+            async with _unavailable():
                 await self.es.indices.refresh(index=self.index)
-            except (ApiError, TransportError) as exc:
-                raise SinkUnavailable(f"refresh failed: {exc}") from None
-        await self._checkpoints.save(self.checkpoint_name, upto)
+                written = await resolve_index(self.es, self.index)
+            # A bulk into a deleted index creates a new one: never checkpoint that.
+            if written is None or self.ref is None or written.uuid != self.ref.uuid:
+                raise SinkGone(f"index {self.index} was replaced while a batch was written")
+        await self._checkpoints.save(self.checkpoint_name, upto, self.log_identity)
         return result
 
     async def _bulk(self, changes: list[Change]) -> ApplyResult:
@@ -106,10 +164,8 @@ class SearchIndexSink:
                                          "version": change.after.version,
                                          "version_type": "external"}})
             operations.append(order_document(change.after))
-        try:
+        async with _unavailable():
             response = await self.es.bulk(operations=operations)
-        except (ApiError, TransportError) as exc:
-            raise SinkUnavailable(f"bulk failed: {exc}") from None
         result = ApplyResult()
         for change, item in zip(changes, response["items"], strict=True):
             outcome = item["index"]
@@ -123,3 +179,12 @@ class SearchIndexSink:
             else:
                 raise PoisonEvent(change.logged.position, f"{status}: {outcome.get('error')}")
         return result
+
+
+@contextlib.asynccontextmanager
+async def _unavailable() -> AsyncIterator[None]:
+    """Elasticsearch errors as the runner's SinkUnavailable (retried with back-off)."""
+    try:
+        yield
+    except (ApiError, TransportError) as exc:
+        raise SinkUnavailable(f"elasticsearch: {exc}") from None

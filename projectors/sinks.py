@@ -2,7 +2,14 @@
 
     SinkUnavailable  the sink is down or overloaded: retry with back-off, the batch is intact
     SinkMoved        a rebuild was swapped in: reload the checkpoint of the new target
+    SinkRewound      the store holds less than the projection believed (it came back from an
+                     older snapshot, a lagging replica, a lost write): re-apply from `stored`
+    SinkGone         the read model is gone (no pointer, no index, a checkpoint of another
+                     log): build a fresh one from the start of the log, publish it when caught up
     PoisonEvent      the sink rejects this event's content: dead-letter it, never skip silently
+
+A projection never trusts a position it keeps in memory over what the store holds: every
+batch starts with the sink checking that its stored checkpoint is where the batch starts.
 """
 
 from __future__ import annotations
@@ -21,6 +28,20 @@ class SinkUnavailable(Exception):
 class SinkMoved(Exception):
     """Readers were switched to another physical target (a rebuild was swapped in); the
     projection must reload its checkpoint from the new target before applying more."""
+
+
+class SinkRewound(Exception):
+    """The store's own checkpoint is behind where the projection believed it was."""
+
+    def __init__(self, stored: Checkpoint, expected: Checkpoint) -> None:
+        super().__init__(f"store holds {stored.position} (tx {stored.tx}), "
+                         f"expected {expected.position} (tx {expected.tx})")
+        self.stored = stored
+        self.expected = expected
+
+
+class SinkGone(Exception):
+    """The read model no longer exists as the projection knew it; rebuild it from the log."""
 
 
 class PoisonEvent(Exception):
@@ -46,18 +67,35 @@ class Sink(Protocol):
     # (an index refresh) serve more events, for at most this much added latency.
     batch_interval_s: float
 
+    # The log identity checkpoints are bound to (set by the projection before it reads one).
+    log_identity: str
+
     @property
     def target(self) -> str:
         """The physical index or key generation written now."""
 
-    async def prepare(self) -> None:
-        """Create what the read model needs (index, pointer keys); safe to repeat."""
+    @property
+    def building(self) -> bool:
+        """True while filling a fresh target that readers do not see yet."""
 
-    async def follow(self) -> None:
-        """Raise SinkMoved when readers were switched to a rebuilt target (checked cheaply)."""
+    async def prepare(self) -> None:
+        """Find the live target; with none, start building one (see `building`)."""
+
+    async def verify(self, expected: Checkpoint) -> None:
+        """Check (cheaply, throttled) that the store still holds `expected`; raise
+        SinkMoved, SinkRewound or SinkGone when it does not."""
 
     async def checkpoint(self) -> Checkpoint:
-        """Where this read model stands in the log."""
+        """Where this read model stands in the log (raises SinkGone for another log's)."""
 
-    async def apply(self, changes: list[Change], upto: Checkpoint) -> ApplyResult:
-        """Apply the changes durably, then move the checkpoint to `upto`; idempotent."""
+    async def apply(self, changes: list[Change], start: Checkpoint,
+                    upto: Checkpoint) -> ApplyResult:
+        """Apply the changes durably, then move the checkpoint from `start` to `upto`;
+        idempotent. Raises SinkRewound/SinkGone/SinkMoved instead of applying when the
+        store is not at `start`."""
+
+    async def rebuild(self) -> None:
+        """Start a fresh, unpublished target; the projection then fills it from the start."""
+
+    async def publish(self) -> None:
+        """Point readers at the built target (raises SinkMoved if another was published)."""

@@ -1,7 +1,7 @@
 """What each projection reports about itself (state, checkpoint, lag), kept in PostgreSQL.
 
-States: starting, standby, catching_up, running, stalled, sink_down, stopped_on_poison,
-stopped.
+States: starting, catching_up, running, stalled, sink_down, source_down, source_moved,
+rewound, rebuilding, error, stopped_on_poison, stopped.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 import asyncpg
+
+from projectors.log import ANY_SOURCE_ERROR
 
 UPSERT = """
 INSERT INTO projection_status (name, state, detail, owner, updated_at)
@@ -46,5 +48,5 @@ class StatusBoard:
         try:
             await self._pool.execute(UPSERT, self._name, state, self.detail, OWNER)
             self._last = (state, now)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except ANY_SOURCE_ERROR:
             pass  # status is advisory; PostgreSQL being down is reported elsewhere

@@ -58,6 +58,18 @@ def store(clean_db: Any) -> OrderStore:
 RunProjector = Callable[..., AbstractAsyncContextManager[Projector]]
 
 
+async def _published(projector: Projector, task: asyncio.Task[None],
+                     seconds: float = 30) -> None:
+    """Until each projection is active with its read model visible to readers (a first
+    start builds it unseen, then publishes it)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not all(p.active and p.sink.target and not p.sink.building
+                  for p in projector.projections):
+        if task.done() or asyncio.get_running_loop().time() > deadline:
+            return  # the test sees why (a standby, an outage) through its own checks
+        await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 def run_projector(read_settings: Settings) -> RunProjector:
     """`async with run_projector(...) as p:` runs a projector in this process until exit."""
@@ -69,6 +81,7 @@ def run_projector(read_settings: Settings) -> RunProjector:
         async with open_projector(settings or read_settings, config, only) as projector:
             task = asyncio.create_task(projector.run(stop))
             try:
+                await _published(projector, task)
                 yield projector
             finally:
                 stop.set()

@@ -20,6 +20,11 @@ COUNTERS = ("placed", "cancelled", "shipped", "open")
 DAY_FIELDS = ("placed", "cancelled", "shipped", "revenue_cents")
 
 
+class DashboardNotBuilt(Exception):
+    """No dashboard generation is published: never built yet, or being rebuilt after the
+    store lost it. Answered with 503 rather than zeros that would look like real figures."""
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -76,6 +81,8 @@ class DashboardReader:
     async def read(self, days: int = 30, top: int = 10) -> tuple[dict[str, Any], Checkpoint]:
         raw = await self._script(keys=[dashboard_pointer(self._namespace)],
                                  args=[self._namespace, top])
+        if not raw or raw[0] is None:
+            raise DashboardNotBuilt("the dashboard is being built from the event log")
         return dashboard_body(list(raw), days)
 
     async def checkpoint(self) -> Checkpoint:

@@ -7,12 +7,15 @@ a read wait for, or refuse with 503, a projection that has not applied that posi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
+from elasticsearch import ApiError
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
@@ -20,12 +23,14 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from app.openapi import errors
 from app.positions import Checkpoint
-from app.read.consistency import MAX_WAIT_MS, wait_until_applied
+from app.read.consistency import MAX_WAIT_MS, ProjectionBehind, wait_until_applied
+from app.read.dashboard import DashboardNotBuilt
 from app.read.search import SearchQuery, decode_cursor
-from app.read.wiring import ReadSide
+from app.read.wiring import ReadSide, SearchTarget
 
 # Every read: the API-key check (mounted in app.main), validation, and 503 when a store is
 # down, the index is not built yet, or `X-Min-Position` is not applied within `wait_ms`.
+T = TypeVar("T")
 router = APIRouter(tags=["read"], responses=errors(401, 403, 422, 503))
 HEARTBEAT_S = 15.0
 POSITION_PATTERN = r"^[0-9]{1,18}$"
@@ -93,28 +98,59 @@ def _min_position(position: str | None, version: str | None) -> int | None:
     return int(text)
 
 
-async def _caught_up(read: ReadSide, projection: str, response: Response,
-                     position: str | None, version: str | None,
-                     wait_ms: int) -> Checkpoint | None:
-    """The checkpoint a read must reflect, once applied; None when nothing was asked."""
+async def _search_on(read: ReadSide, response: Response, position: str | None,
+                     version: str | None, wait_ms: int,
+                     query: Callable[[str], Awaitable[T]]) -> T:
+    """Run `query` on the concrete index whose checkpoint was checked (or, with no position
+    asked, a recent one), so an alias swap in between can never answer from a target that
+    lacks the position; an index removed meanwhile is resolved again, once."""
     min_position = _min_position(position, version)
-    if min_position is None and projection == "search":
-        # Nothing to wait for: a recent checkpoint is enough for the header, and reporting
-        # a slightly older position is safe (it can only under-state progress).
-        current = await read.search_checkpoint.recent()
-        response.headers["X-Projection-Position"] = str(current.position)
-        return current
+    checked: list[SearchTarget] = []
+
+    async def checkpoint() -> Checkpoint:
+        checked[:] = [await read.search_checkpoint.target()]
+        return checked[0].checkpoint
+
+    for attempt in (1, 2):
+        if min_position is None:
+            # Nothing to wait for: a recent checkpoint is enough for the header, and reporting
+            # a slightly older position is safe (it can only under-state progress).
+            target = await read.search_checkpoint.recent()
+        else:
+            await wait_until_applied("search", min_position, wait_ms, checkpoint, read.log,
+                                     read.search_progress)
+            target = checked[0]
+        response.headers["X-Projection-Position"] = str(target.checkpoint.position)
+        try:
+            return await query(target.index)
+        except ApiError as exc:
+            if exc.status_code != 404 or attempt == 2:
+                raise
+            read.search_checkpoint.forget()
+    raise AssertionError("unreachable")
+
+
+async def _dashboard_checked(read: ReadSide, response: Response, position: str | None,
+                             version: str | None, wait_ms: int,
+                             days: int) -> tuple[bytes, Checkpoint]:
+    """The dashboard once it covers the asked position; the answer's own checkpoint (read
+    with its counters in one script) is checked again, since a swap can land in between."""
+    min_position = _min_position(position, version)
     if min_position is None:
-        return None  # the dashboard's own read reports its checkpoint
-    checkpoint: Callable[[], Awaitable[Checkpoint]]
-    if projection == "search":
-        checkpoint, progress = read.search_checkpoint, read.search_progress
-    else:
-        checkpoint, progress = read.dashboard.checkpoint, read.dashboard_progress
-    current = await wait_until_applied(projection, min_position, wait_ms, checkpoint,
-                                       read.log, progress)
-    response.headers["X-Projection-Position"] = str(current.position)
-    return current
+        return await read.dashboard_cache.read(days)
+    deadline = time.monotonic() + min(wait_ms, MAX_WAIT_MS) / 1000
+    while True:
+        remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        needed = await wait_until_applied("dashboard", min_position, remaining_ms,
+                                          read.dashboard.checkpoint, read.log,
+                                          read.dashboard_progress)
+        body, answered = await read.dashboard_cache.read(days, needed)
+        key = await read.log.key_of(min_position)
+        if key is not None and answered >= key:
+            return body, answered
+        if time.monotonic() >= deadline:
+            raise ProjectionBehind("dashboard", min_position, answered.position)
+        await asyncio.sleep(0.05)
 
 
 @router.get("/search/orders")
@@ -136,12 +172,12 @@ async def search_orders(
     """
     if cursor:
         _check_cursor(cursor, sort)
-    await _caught_up(read, "search", response, x_min_position, x_min_version, wait_ms)
     query = SearchQuery(q=q.strip() or None if q else None, status=list(status or []),
                         customer_id=customer_id, placed_from=placed_from, placed_to=placed_to,
                         min_total=min_total, max_total=max_total, sort=sort, size=size,
                         cursor=cursor)
-    return await read.search.search(query)
+    return await _search_on(read, response, x_min_position, x_min_version, wait_ms,
+                            lambda index: read.search.search(query, index))
 
 
 def _check_cursor(cursor: str, sort: str) -> None:
@@ -156,8 +192,10 @@ async def suggest(
     wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
 ) -> dict[str, Any]:
     """As-you-type suggestions: customer names, item names and SKUs starting with `prefix`."""
-    await _caught_up(read, "search", response, x_min_position, x_min_version, wait_ms)
-    return {"suggestions": await read.search.suggest(prefix.strip() or prefix, 10)}
+    suggestions = await _search_on(
+        read, response, x_min_position, x_min_version, wait_ms,
+        lambda index: read.search.suggest(prefix.strip() or prefix, 10, index))
+    return {"suggestions": suggestions}
 
 
 @router.get("/customers/{customer_id}/orders")
@@ -167,8 +205,9 @@ async def customer_orders(
     wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
 ) -> dict[str, Any]:
     """The customer's newest 50 orders by `placed_at`."""
-    await _caught_up(read, "search", response, x_min_position, x_min_version, wait_ms)
-    return {"customer_id": customer_id, "orders": await read.search.customer_orders(customer_id)}
+    orders = await _search_on(read, response, x_min_position, x_min_version, wait_ms,
+                              lambda index: read.search.customer_orders(customer_id, index))
+    return {"customer_id": customer_id, "orders": orders}
 
 
 @router.get("/dashboard", response_model=dict[str, Any])
@@ -181,9 +220,8 @@ async def dashboard(
 
     Concurrent readers share one read until the projection's next change notice.
     """
-    needed = await _caught_up(read, "dashboard", response, x_min_position, x_min_version,
-                              wait_ms)
-    body, checkpoint = await read.dashboard_cache.read(days, needed)
+    body, checkpoint = await _dashboard_checked(read, response, x_min_position, x_min_version,
+                                                wait_ms, days)
     return Response(body, media_type="application/json",
                     headers={"X-Projection-Position": str(checkpoint.position)})
 
@@ -196,8 +234,10 @@ async def dashboard_stream(read: ReadDep, request: Request) -> StreamingResponse
         async with read.dashboard_progress.subscribe() as notices:
             while not await request.is_disconnected():
                 # the shared answer: a change notice costs one Redis read for all clients
-                body, checkpoint = await read.dashboard_cache.read()
-                yield f"event: dashboard\nid: {checkpoint.position}\ndata: {body.decode()}\n\n"
+                with contextlib.suppress(DashboardNotBuilt):  # sent once it is published
+                    body, checkpoint = await read.dashboard_cache.read()
+                    yield (f"event: dashboard\nid: {checkpoint.position}\n"
+                           f"data: {body.decode()}\n\n")
                 while True:
                     try:
                         await asyncio.wait_for(notices.get(), HEARTBEAT_S)

@@ -190,23 +190,26 @@ def suggest_result(response: dict[str, Any], size: int) -> list[dict[str, str]]:
 
 
 class SearchReader:
-    """Runs search-box queries against the `orders` alias."""
+    """Runs search-box queries against the `orders` alias, or the concrete index given."""
 
     def __init__(self, es: AsyncElasticsearch, alias: str) -> None:
         self._es = es
         self._alias = alias
 
-    async def search(self, query: SearchQuery) -> dict[str, Any]:
-        response = await self._es.search(index=self._alias, **build_search(query))
+    async def search(self, query: SearchQuery, index: str | None = None) -> dict[str, Any]:
+        response = await self._es.search(index=index or self._alias, **build_search(query))
         return search_result(query, response.body)
 
-    async def suggest(self, prefix: str, size: int = 10) -> list[dict[str, str]]:
-        response = await self._es.search(index=self._alias, **build_suggest(prefix, size))
+    async def suggest(self, prefix: str, size: int = 10,
+                      index: str | None = None) -> list[dict[str, str]]:
+        response = await self._es.search(index=index or self._alias,
+                                         **build_suggest(prefix, size))
         return suggest_result(response.body, size)
 
-    async def customer_orders(self, customer_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    async def customer_orders(self, customer_id: str, index: str | None = None,
+                              limit: int = 50) -> list[dict[str, Any]]:
         response = await self._es.search(
-            index=self._alias, query={"term": {"customer_id": customer_id}},
+            index=index or self._alias, query={"term": {"customer_id": customer_id}},
             sort=[{"placed_at": "desc"}, {"order_id": "desc"}], size=limit,
             source_includes=["order_id", "status", "item_count", "total", "placed_at"])
         return [h["_source"] for h in response.body["hits"]["hits"]]

@@ -15,15 +15,20 @@ from app.positions import CHECKPOINT_CHANNEL, Checkpoint, LogPositions, Postgres
 from app.read.dashboard import DashboardCache, DashboardReader
 from app.read.progress import Broadcast, listen_postgres, listen_redis
 from app.read.search import SearchReader
-from app.readmodels import dashboard_channel, live_index, search_checkpoint_name
+from app.readmodels import IndexRef, dashboard_channel, resolve_index
 from app.settings import Settings
 
 
-class SearchCheckpoint:
-    """The checkpoint of the index behind the alias; the alias is re-resolved every second.
+@dataclass(frozen=True)
+class SearchTarget:
+    index: str
+    checkpoint: Checkpoint
 
-    Right after an alias swap this may report the old index's checkpoint for up to a second:
-    that can only under-report (a 503 and a retry), never claim an event not yet applied.
+
+class SearchCheckpoint:
+    """The concrete index behind the alias and its checkpoint; the alias is re-resolved at
+    most every `ttl_s`. Reads then run on that concrete index, so the checkpoint a read was
+    checked against is the checkpoint of the index that answers it, even across a swap.
     """
 
     def __init__(self, es: AsyncElasticsearch, pool: asyncpg.Pool[Any], alias: str,
@@ -32,26 +37,36 @@ class SearchCheckpoint:
         self._checkpoints = PostgresCheckpoints(pool)
         self._alias = alias
         self._ttl_s = ttl_s
-        self._index: str | None = None
+        self._ref: IndexRef | None = None
         self._resolved_at = float("-inf")
-        self._recent: tuple[float, Checkpoint] = (float("-inf"), Checkpoint.start())
+        self._recent: tuple[float, SearchTarget] = (
+            float("-inf"), SearchTarget(alias, Checkpoint.start()))
 
-    async def __call__(self) -> Checkpoint:
+    def forget(self) -> None:
+        """Resolve the alias again on the next call (the index answered 404)."""
+        self._resolved_at = float("-inf")
+
+    async def target(self) -> SearchTarget:
+        """The index to query and the checkpoint it is complete through."""
         if time.monotonic() - self._resolved_at > self._ttl_s:
-            self._index = await live_index(self._es, self._alias)
+            self._ref = await resolve_index(self._es, self._alias)
             self._resolved_at = time.monotonic()
-        if self._index is None:
-            return Checkpoint.start()
-        current = await self._checkpoints.load(search_checkpoint_name(self._index))
+        ref = self._ref
+        if ref is None:
+            return SearchTarget(self._alias, Checkpoint.start())  # not built: answers 503
+        current = SearchTarget(ref.name, await self._checkpoints.load(ref.checkpoint_name))
         self._recent = (time.monotonic(), current)
         return current
 
-    async def recent(self, max_age_s: float = 0.25) -> Checkpoint:
-        """A checkpoint read at most `max_age_s` ago (for headers, not for decisions)."""
+    async def __call__(self) -> Checkpoint:
+        return (await self.target()).checkpoint
+
+    async def recent(self, max_age_s: float = 0.25) -> SearchTarget:
+        """A target read at most `max_age_s` ago (for reads that asked for no position)."""
         read_at, current = self._recent
         if time.monotonic() - read_at <= max_age_s:
             return current
-        return await self()
+        return await self.target()
 
 
 @dataclass

@@ -15,7 +15,7 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.positions import Checkpoint, PostgresCheckpoints
+from app.positions import Checkpoint, PostgresCheckpoints, log_identity
 from app.readmodels import dashboard_checkpoint
 from app.settings import Settings
 from app.write.store import OrderStore
@@ -47,13 +47,16 @@ async def test_replaying_a_batch_changes_nothing(
     assert poison is None and len(changes) == len(batch)
     search = SearchIndexSink(es, PostgresCheckpoints(clean_db), alias=read_settings.search_alias)
     dash = DashboardSink(redis, namespace=read_settings.dashboard_namespace)
+    identity = (await log_identity(clean_db)).key
     for sink in (search, dash):
+        sink.log_identity = identity
         await sink.prepare()
-        await sink.apply(changes, batch[-1].checkpoint)
+        await sink.apply(changes, Checkpoint.start(), batch[-1].checkpoint)
+        await sink.publish()
     before = (await indexed_orders(es, read_settings.search_alias),
               await redis_figures(redis, read_settings.dashboard_namespace))
-    again_search = await search.apply(changes, batch[-1].checkpoint)
-    again_dash = await dash.apply(changes, batch[-1].checkpoint)
+    again_search = await search.apply(changes, Checkpoint.start(), batch[-1].checkpoint)
+    again_dash = await dash.apply(changes, Checkpoint.start(), batch[-1].checkpoint)
     after = (await indexed_orders(es, read_settings.search_alias),
              await redis_figures(redis, read_settings.dashboard_namespace))
     assert after == before
@@ -236,6 +239,6 @@ async def test_stall_guard_names_the_transaction_holding_the_horizon(
 
 async def test_checkpoint_of_search_never_moves_backwards(clean_db: Pool) -> None:
     checkpoints = PostgresCheckpoints(clean_db)
-    await checkpoints.save("search:x", Checkpoint(10, 5))
-    await checkpoints.save("search:x", Checkpoint(9, 50))
+    await checkpoints.save("search:x", Checkpoint(10, 5), "log-a")
+    await checkpoints.save("search:x", Checkpoint(9, 50), "log-a")
     assert await checkpoints.load("search:x") == Checkpoint(10, 5)

@@ -18,7 +18,7 @@ from app.write.store import OrderStore
 from tests.live import serve
 from tests.read.conftest import Seeded
 from tests.readside_fixtures import RunProjector
-from tests.support import random_order, sql_truth
+from tests.support import eventually, random_order, sql_truth
 
 ORDER = {"customer_id": "cust-z", "customer_name": "Zed",
          "items": [{"sku": "SKU-777", "name": "Grinder", "quantity": 1, "unit_price": "80.00"}]}
@@ -125,14 +125,23 @@ async def test_sse_delivers_a_message_within_two_seconds_of_a_write(
         assert time.monotonic() - written_at < 2.0
 
 
+async def _answers(http: httpx.AsyncClient, path: str, status: int) -> bool:
+    return (await http.get(path)).status_code == status
+
+
 async def test_read_role_serves_reads_only_and_write_role_writes_only(
-        read_settings: Settings, store: OrderStore) -> None:
+        read_settings: Settings, store: OrderStore, run_projector: RunProjector) -> None:
     read_app = create_app(read_settings, role="read")
     async with read_app.router.lifespan_context(read_app):
         transport = httpx.ASGITransport(app=read_app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             assert (await http.post("/orders", json=ORDER)).status_code in (404, 405)
-            assert (await http.get("/dashboard")).status_code == 200
+            # Never built yet: a 503 that says so, not zeros that look like figures.
+            unbuilt = await http.get("/dashboard")
+            assert unbuilt.status_code == 503 and unbuilt.headers["Retry-After"] == "1"
+            assert "being built" in unbuilt.json()["error"]["message"]
+            async with run_projector(only={"dashboard"}):
+                await eventually(lambda: _answers(http, "/dashboard", 200), 20, "dashboard")
             assert (await http.get("/")).status_code == 200
     write_app = create_app(read_settings, role="write")
     async with write_app.router.lifespan_context(write_app):
@@ -229,7 +238,9 @@ class GatedReader(CountingReader):
 
 
 async def test_a_reader_after_a_notice_never_joins_a_read_that_began_before_it(
-        store: OrderStore, read_settings: Settings) -> None:
+        store: OrderStore, read_settings: Settings, run_projector: RunProjector) -> None:
+    async with run_projector(only={"dashboard"}):
+        pass  # builds and publishes the (empty) dashboard
     app = create_app(read_settings)
     async with app.router.lifespan_context(app):
         read = app.state.read

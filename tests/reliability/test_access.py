@@ -13,6 +13,7 @@ import pytest
 from app.auth import parse_keys
 from app.main import create_app
 from app.settings import Settings
+from tests.readside_fixtures import RunProjector
 
 KEYS = "shop:write:shop-key-123, board:read:board-key-456, ops:read+write+admin:ops-key-789"
 ORDER = {"customer_id": "c1", "items": [{"sku": "S", "name": "n", "quantity": 1,
@@ -20,7 +21,10 @@ ORDER = {"customer_id": "c1", "items": [{"sku": "S", "name": "n", "quantity": 1,
 
 
 @pytest.fixture
-async def secured(read_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def secured(read_settings: Settings,
+                  run_projector: RunProjector) -> AsyncIterator[httpx.AsyncClient]:
+    async with run_projector(only={"dashboard"}):
+        pass  # builds and publishes the (empty) dashboard the reads below answer from
     app = create_app(read_settings.model_copy(update={"api_keys": KEYS}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
