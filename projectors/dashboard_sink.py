@@ -71,6 +71,10 @@ if live then return live end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return ARGV[1]"""
+# Readers stop seeing a generation only if it is still the one they see.
+WITHDRAW_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1"""
 # Generation numbers only grow, also after the counter itself was lost with the data.
 CLAIM_SCRIPT = """
 local n = redis.call('INCR', KEYS[1])
@@ -105,6 +109,7 @@ class DashboardSink:
         self._script = redis.register_script(SCRIPT)
         self._publish = redis.register_script(PUBLISH_SCRIPT)
         self._claim = redis.register_script(CLAIM_SCRIPT)
+        self._withdraw = redis.register_script(WITHDRAW_SCRIPT)
 
     @property
     def target(self) -> str:
@@ -130,9 +135,13 @@ class DashboardSink:
             self._use(live)
             self._building = False
 
-    async def rebuild(self) -> None:
+    async def rebuild(self, unpublish: bool = False) -> None:
         """Claim a generation no one has used and fill it unseen, from the start of the log."""
         async with _unavailable():
+            if unpublish and self.generation:
+                await self._withdraw(keys=[dashboard_pointer(self.namespace)],
+                                     args=[self.generation])
+                await self.redis.delete(*self.keys.values())
             number = await self._claim(keys=[generation_counter(self.namespace)],
                                        args=[_number(self.generation)])
             self._use(f"v{int(number)}")
@@ -159,7 +168,7 @@ class DashboardSink:
             tx, position, log = await self.redis.hmget(self.keys["checkpoint"],
                                                        ["tx", "position", "log"])
         if log is not None and _text(log) != self.log_identity:
-            raise SinkGone("the dashboard's checkpoint belongs to another log")
+            raise SinkGone("the dashboard's checkpoint belongs to another log", unpublish=True)
         return parse_checkpoint(tx, position)
 
     async def verify(self, expected: Checkpoint) -> None:
@@ -202,7 +211,7 @@ class DashboardSink:
             raise SinkRewound(parse_checkpoint(answer[1], answer[2]), start)
         if verdict == "gone":
             raise SinkGone("the dashboard's pointer key is gone")
-        raise SinkGone("the dashboard's checkpoint belongs to another log")
+        raise SinkGone("the dashboard's checkpoint belongs to another log", unpublish=True)
 
 
 def _text(value: Any) -> str:

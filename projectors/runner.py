@@ -122,7 +122,7 @@ class Projection:
             try:
                 checkpoint = await self._retry(self.sink.checkpoint)
             except SinkGone as gone:
-                checkpoint = await self._rebuild(str(gone))
+                checkpoint = await self._rebuild(gone)
                 continue
             if self.sink.building:
                 await self.status.report("rebuilding", position=checkpoint.position,
@@ -156,14 +156,14 @@ class Projection:
             try:
                 checkpoint = await self._retry(self.sink.checkpoint)
             except SinkGone as gone:
-                return await self._rebuild(str(gone))
+                return await self._rebuild(gone)
             await self.status.report("running", position=checkpoint.position,
                                      transaction_id=checkpoint.tx, target=self.sink.target)
             return checkpoint
         except SinkRewound as rewound:
             return await self._rewind(rewound)
         except SinkGone as gone:
-            return await self._rebuild(str(gone))
+            return await self._rebuild(gone)
         metrics.BATCH_SIZE.labels(self.name).observe(len(batch))
         metrics.BATCH_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         state = "catching_up" if len(batch) == self.config.batch_size else "running"
@@ -187,11 +187,12 @@ class Projection:
                                      "at": time.time()})
         return rewound.stored
 
-    async def _rebuild(self, reason: str) -> Checkpoint:
+    async def _rebuild(self, gone: SinkGone) -> Checkpoint:
         """The read model is gone: build a fresh target from the start of the log."""
+        reason = str(gone)
         metrics.REBUILDS.labels(self.name).inc()
         log.warning("%s: %s; rebuilding it from the log", self.name, reason)
-        await self._retry(self.sink.rebuild)
+        await self._retry(lambda: self.sink.rebuild(gone.unpublish))
         rebuilds = int(self.status.detail.get("rebuilds", 0)) + 1
         await self.status.report("rebuilding", position=0, transaction_id=0,
                                  target=self.sink.target, rebuilds=rebuilds,
@@ -227,7 +228,7 @@ class Projection:
         await self._bind_log()
         self._rechecked_at = now
         if before and self.sink.log_identity != before:
-            raise SinkGone("the log was rebased onto another cluster")
+            raise SinkGone("the log was rebased onto another cluster", unpublish=True)
 
     async def _pace(self) -> None:
         """After a short batch, let events gather until the sink's batch interval is up

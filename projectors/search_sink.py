@@ -80,9 +80,11 @@ class SearchIndexSink:
             raise SinkGone(f"index {self.index} does not exist")
         await self.rebuild()
 
-    async def rebuild(self) -> None:
+    async def rebuild(self, unpublish: bool = False) -> None:
         """Create a fresh index under a new name; readers see it once it is published."""
         async with _unavailable():
+            if unpublish and self.ref is not None:  # describes another log: withdraw it
+                await self.es.indices.delete(index=self.ref.name, ignore_unavailable=True)
             if self.ref is not None:  # a bulk into our deleted index re-created it: junk
                 junk = await resolve_index(self.es, self.ref.name)
                 if junk is not None and junk.uuid != self.ref.uuid and junk.name == self.index:
@@ -113,7 +115,7 @@ class SearchIndexSink:
     async def checkpoint(self) -> Checkpoint:
         stored, identity = await self._checkpoints.load_bound(self.checkpoint_name)
         if identity is not None and identity != self.log_identity:
-            raise SinkGone("the search checkpoint belongs to another log")
+            raise SinkGone("the search checkpoint belongs to another log", unpublish=True)
         return stored
 
     async def verify(self, expected: Checkpoint) -> None:

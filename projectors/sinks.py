@@ -41,7 +41,15 @@ class SinkRewound(Exception):
 
 
 class SinkGone(Exception):
-    """The read model no longer exists as the projection knew it; rebuild it from the log."""
+    """The read model no longer exists as the projection knew it; rebuild it from the log.
+
+    `unpublish`: readers still see a target that describes another log (a database restored
+    into another cluster): hide and drop it, so they get "being built", not wrong figures.
+    """
+
+    def __init__(self, message: str, unpublish: bool = False) -> None:
+        super().__init__(message)
+        self.unpublish = unpublish
 
 
 class PoisonEvent(Exception):
@@ -94,8 +102,9 @@ class Sink(Protocol):
         idempotent. Raises SinkRewound/SinkGone/SinkMoved instead of applying when the
         store is not at `start`."""
 
-    async def rebuild(self) -> None:
-        """Start a fresh, unpublished target; the projection then fills it from the start."""
+    async def rebuild(self, unpublish: bool = False) -> None:
+        """Start a fresh, unpublished target; the projection then fills it from the start.
+        With `unpublish`, first withdraw and drop the target readers see now."""
 
     async def publish(self) -> None:
         """Point readers at the built target (raises SinkMoved if another was published)."""

@@ -146,7 +146,7 @@ async def _dashboard_checked(read: ReadSide, response: Response, position: str |
                                           read.dashboard_progress)
         body, answered = await read.dashboard_cache.read(days, needed)
         key = await read.log.key_of(min_position)
-        if key is not None and answered >= key:
+        if key is None or answered >= key:  # None: position 0, nothing to wait for
             return body, answered
         if time.monotonic() >= deadline:
             raise ProjectionBehind("dashboard", min_position, answered.position)
