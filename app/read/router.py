@@ -137,7 +137,8 @@ async def search_orders(
     if cursor:
         _check_cursor(cursor, sort)
     await _caught_up(read, "search", response, x_min_position, x_min_version, wait_ms)
-    query = SearchQuery(q=q.strip() or None if q else None, status=list(status or []),
+    # the text as typed: a trailing space says the last word is complete
+    query = SearchQuery(q=q if q and q.strip() else None, status=list(status or []),
                         customer_id=customer_id, placed_from=placed_from, placed_to=placed_to,
                         min_total=min_total, max_total=max_total, sort=sort, size=size,
                         cursor=cursor)
