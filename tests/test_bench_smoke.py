@@ -26,4 +26,7 @@ def test_bench_harness_runs_every_scenario_on_tiny_data(tmp_path: Path) -> None:
     assert all(single[side][name]["errors"] == 0 and single[side][name]["requests"] > 0
                for side in ("cqrs", "single_model") for name in ("dashboard", "search"))
     assert single["agree"] is True, single["dashboard_orders"]
+    typing = figures["typing"]
+    assert typing["ratio_mean"] > 0
+    assert typing["ours"]["inputs_with_hits"] >= typing["previous"]["inputs_with_hits"]
     assert "| scenario |" in (tmp_path / "latest.md").read_text()
