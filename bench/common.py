@@ -19,7 +19,7 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.settings import Settings
+from app.settings import Settings, load_settings
 from app.write.pool import create_pool
 from infra.migrate import migrate
 
@@ -78,7 +78,7 @@ async def _admin(dsn: str, sql: str) -> None:
 
 @contextlib.asynccontextmanager
 async def open_bench() -> AsyncIterator[Bench]:
-    base = Settings()  # type: ignore[call-arg]
+    base = load_settings()
     await _admin(base.database_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     await _admin(base.database_url, f"CREATE DATABASE {BENCH_DB}")
     parts = urlsplit(base.database_url)

@@ -21,12 +21,14 @@ from pydantic import BeforeValidator, WithJsonSchema
 from app.openapi import errors
 from app.positions import Checkpoint
 from app.read.consistency import MAX_WAIT_MS, wait_until_applied
+from app.read.positioned import PositionedRoute
 from app.read.search import SearchQuery, decode_cursor
 from app.read.wiring import ReadSide
 
 # Every read: the API-key check (mounted in app.main), validation, and 503 when a store is
 # down, the index is not built yet, or `X-Min-Position` is not applied within `wait_ms`.
-router = APIRouter(tags=["read"], responses=errors(401, 403, 422, 503))
+router = APIRouter(tags=["read"], route_class=PositionedRoute,
+                   responses=errors(401, 403, 422, 503))
 HEARTBEAT_S = 15.0
 POSITION_PATTERN = r"^[0-9]{1,18}$"
 MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
