@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,10 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
     def wanted(name: str) -> bool:
         return only is None or name in only
 
+    # SIGTERM ends the run as Ctrl-C does: cancelled, so open_bench cleans up after it
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     async with open_bench() as bench:
         steps: list[tuple[str, Any]] = [
             ("append", lambda: scenarios.append(bench, size["append"])),
