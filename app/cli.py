@@ -3,19 +3,51 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from collections.abc import Coroutine
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from app.settings import Role, Settings
 
+T = TypeVar("T")
 main = typer.Typer(help="CQRS read-scaling platform for order systems.", no_args_is_help=True)
 stack_cli = typer.Typer(help="The local PostgreSQL + Redis + Elasticsearch stack.")
 main.add_typer(stack_cli, name="stack")
 
 
 def _settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]
+    """The stack's settings, or one line on stderr saying what is missing and how to set it."""
+    from pydantic import ValidationError
+
+    from app.settings import ENV_FILE_VARIABLE, PROJECT_ENV_FILE, env_file, load_settings
+
+    found = env_file()
+    if found is not None and not found.is_file():
+        _fail(f"{ENV_FILE_VARIABLE} names {found}, which does not exist: point it at the "
+              f"stack's env file (`orders stack up` writes .stack/env in the project)")
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        missing = ", ".join(str(e["loc"][0]).upper() for e in exc.errors())
+        where = found or f"./.stack/env or {PROJECT_ENV_FILE}"
+        _fail(f"{missing} not set and not in {where}: run `make stack` in the project, "
+              f"export {missing}, or set {ENV_FILE_VARIABLE} to the stack's env file")
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a one-shot command; a service that does not answer is one line, not a traceback."""
+    import asyncpg
+
+    try:
+        return asyncio.run(work)
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
+        _fail(f"a service did not answer ({exc}): is the stack up? `orders stack up` starts it")
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 @main.command()
@@ -94,7 +126,7 @@ def status() -> None:
     """Each projection's checkpoint, the log head, lag and state."""
     import json
 
-    typer.echo(json.dumps(asyncio.run(_status(_settings())), indent=2, default=str))
+    typer.echo(json.dumps(_run(_status(_settings())), indent=2, default=str))
 
 
 async def _status(settings: Settings) -> list[dict[str, Any]]:
@@ -123,7 +155,7 @@ def demo(
     seed: int = 42,
 ) -> None:
     """Write realistic demo orders fast (bulk path of the write store)."""
-    asyncio.run(_demo(_settings(), orders, days, seed))
+    _run(_demo(_settings(), orders, days, seed))
 
 
 async def _demo(settings: Settings, orders: int, days: int, seed: int) -> None:
@@ -174,7 +206,7 @@ def migrate() -> None:
     """Apply pending SQL migrations (safe to run twice)."""
     from infra.migrate import migrate as run_migrations
 
-    applied = asyncio.run(run_migrations(_settings().database_url))
+    applied = _run(run_migrations(_settings().database_url))
     typer.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 

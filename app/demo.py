@@ -42,8 +42,9 @@ class Catalog:
 
 
 def decide_order(rng: random.Random, catalog: Catalog, order_id: UUID,
-                 placed_at: datetime) -> list[Versioned]:
-    """One order's events: placed, then maybe cancelled (12%) or shipped (45%)."""
+                 placed_at: datetime, not_after: datetime | None = None) -> list[Versioned]:
+    """One order's events: placed, then maybe cancelled (12%) or shipped (45%), never later
+    than `not_after` (the moment the data is generated, when given)."""
     customer_id, name = rng.choice(catalog.customers)
     lines = tuple(OrderLine(sku, item, rng.randint(1, 3), price)
                   for sku, item, price in rng.sample(catalog.items, rng.randint(1, 4)))
@@ -52,6 +53,8 @@ def decide_order(rng: random.Random, catalog: Catalog, order_id: UUID,
     state = domain.evolve(None, placed)
     roll = rng.random()
     later = placed_at + timedelta(hours=rng.uniform(1, 48))
+    if not_after is not None:
+        later = max(placed_at, min(later, not_after))
     if roll < 0.12:
         events.append(Versioned(domain.cancel(state, CancelOrder(order_id, rng.choice(REASONS)),
                                               later), 2))
@@ -67,7 +70,8 @@ async def generate(store: OrderStore, orders: int, *, days: int = 7, seed: int =
     """Write `orders` orders (about 1.6 events each); return the number of events."""
     rng = random.Random(seed)
     catalog = Catalog(rng)
-    start = datetime.now(UTC) - timedelta(days=days)
+    now = datetime.now(UTC)
+    start = now - timedelta(days=days)
     span = days * 86400
     queue: asyncio.Queue[list[Versioned] | None] = asyncio.Queue(maxsize=concurrency * 2)
     written = 0
@@ -94,8 +98,8 @@ async def generate(store: OrderStore, orders: int, *, days: int = 7, seed: int =
 
     for n in range(orders):
         order_id = uuid4()  # content is seeded; ids stay unique across runs
-        placed_at = start + timedelta(seconds=span * n / max(orders, 1) + rng.random())
-        batch += decide_order(rng, catalog, order_id, placed_at)
+        placed_at = min(now, start + timedelta(seconds=span * n / max(orders, 1) + rng.random()))
+        batch += decide_order(rng, catalog, order_id, placed_at, not_after=now)
         if len(batch) >= batch_size:
             await put(batch)
             batch = []

@@ -16,7 +16,7 @@ from app.deps import Services
 from app.middleware import BodyLimit, CorrelationId
 from app.read import router as read_router
 from app.read.wiring import ReadSide
-from app.settings import Role, Settings
+from app.settings import Role, Settings, load_settings
 from app.write import router as write_router
 from app.write.pool import create_pool
 from app.write.store import OrderStore
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        config = settings or Settings()  # type: ignore[call-arg]
+        config = settings or load_settings()
         pool = await create_pool(config.database_url, min_size=config.pool_min_size,
                                  max_size=config.pool_max_size,
                                  command_timeout=config.command_timeout_s,

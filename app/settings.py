@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["all", "read", "write"]
+ENV_FILE_VARIABLE = "ORDERS_ENV_FILE"
+# `orders stack up` writes the URLs here, in the project the package was installed from.
+PROJECT_ENV_FILE = Path(__file__).resolve().parents[1] / ".stack" / "env"
 
 
 class Settings(BaseSettings):
@@ -28,3 +33,20 @@ class Settings(BaseSettings):
     pool_max_size: int = 20
     command_timeout_s: float = 5.0
     max_body_bytes: int = 1024 * 1024
+
+
+def env_file() -> Path | None:
+    """The stack's settings file: `$ORDERS_ENV_FILE`, else `./.stack/env`, else the project's
+    own `.stack/env` (so the CLI works from any directory); None when there is none."""
+    named = os.environ.get(ENV_FILE_VARIABLE)
+    if named:
+        return Path(named)
+    for candidate in (Path.cwd() / ".stack" / "env", PROJECT_ENV_FILE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, then from the stack's settings file (`env_file`)."""
+    return Settings(_env_file=env_file())  # type: ignore[call-arg]

@@ -19,7 +19,7 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.settings import Settings
+from app.settings import Settings, load_settings
 from app.write.pool import create_pool
 from infra.migrate import migrate
 
@@ -28,6 +28,10 @@ from infra.migrate import migrate
 BENCH_DB = f"orders_bench_{os.getpid()}"
 ALIAS = f"bench-orders-{os.getpid()}"
 NAMESPACE = f"bench{os.getpid()}"
+# What a run creates: `<alias>-vN` from rebuilds, `<alias>-raw` for the raw baselines; keys
+# under the namespace and the raw baseline's. A separator keeps pid 12 off pid 123's data.
+INDEX_PATTERNS = (f"{ALIAS}-*",)
+KEY_PATTERNS = (f"{NAMESPACE}:*", f"{NAMESPACE}-raw:*")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -60,12 +64,18 @@ class Bench:
         await self.pool.execute("TRUNCATE events, orders, order_lines, idempotency_keys, "
                                 "projection_checkpoints, dead_letters, projection_status, "
                                 "reindex_jobs RESTART IDENTITY CASCADE")
-        found = await self.es.indices.get(index=f"{ALIAS}*", allow_no_indices=True)
-        if found.body:
-            await self.es.indices.delete(index=",".join(found.body))
-        keys = [k async for k in self.redis.scan_iter(match=f"{NAMESPACE}:*")]
-        if keys:
-            await self.redis.delete(*keys)
+        await self.drop_read_models()
+
+    async def drop_read_models(self) -> None:
+        """Delete every index and Redis key this run made (and nobody else's)."""
+        for pattern in INDEX_PATTERNS:
+            found = await self.es.indices.get(index=pattern, allow_no_indices=True)
+            if found.body:
+                await self.es.indices.delete(index=",".join(found.body))
+        for pattern in KEY_PATTERNS:
+            keys = [k async for k in self.redis.scan_iter(match=pattern)]
+            if keys:
+                await self.redis.delete(*keys)
 
 
 async def _admin(dsn: str, sql: str) -> None:
@@ -78,7 +88,7 @@ async def _admin(dsn: str, sql: str) -> None:
 
 @contextlib.asynccontextmanager
 async def open_bench() -> AsyncIterator[Bench]:
-    base = Settings()  # type: ignore[call-arg]
+    base = load_settings()
     await _admin(base.database_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     await _admin(base.database_url, f"CREATE DATABASE {BENCH_DB}")
     parts = urlsplit(base.database_url)
@@ -94,10 +104,14 @@ async def open_bench() -> AsyncIterator[Bench]:
         await bench.reset()
         yield bench
     finally:
-        await pool.close()
-        await es.close()
-        await redis.aclose()
-        await _admin(base.database_url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        # also after a failure, Ctrl-C or SIGTERM: each step runs whatever the others did
+        for cleanup in (bench.drop_read_models, pool.close, es.close, redis.aclose,
+                        lambda: _admin(base.database_url,
+                                       f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")):
+            try:
+                await cleanup()
+            except Exception as exc:  # report it and go on cleaning
+                print(f"cleanup: {cleanup!r} failed: {exc}", file=sys.stderr)
 
 
 def free_port() -> int:

@@ -11,25 +11,28 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import scenarios
+from bench.as_you_type import as_you_type
 from bench.common import open_bench
 from bench.single_model import single_model
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
-              "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300, "write_rate": 20},
+              "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300, "write_rate": 20,
+              "typing_rounds": 1},
     "quick": {"append": 3000, "projection": 100_000, "rebuild": 100_000, "reads_s": 4.0,
               "readers": 64, "fresh_s": 10.0, "rate": 500, "dataset": 157_000,
-              "write_rate": 100},
+              "write_rate": 100, "typing_rounds": 3},
     "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,
              "readers": 64, "fresh_s": 60.0, "rate": 500, "dataset": 157_000,
-             "write_rate": 100},
+             "write_rate": 100, "typing_rounds": 10},
 }
 
 
@@ -48,6 +51,10 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
     def wanted(name: str) -> bool:
         return only is None or name in only
 
+    # SIGTERM ends the run as Ctrl-C does: cancelled, so open_bench cleans up after it
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     async with open_bench() as bench:
         steps: list[tuple[str, Any]] = [
             ("append", lambda: scenarios.append(bench, size["append"])),
@@ -57,6 +64,7 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             ("rebuild", lambda: scenarios.rebuild(bench, size["rebuild"])),
             ("reads", lambda: _reads(bench, size)),
             ("single_model", lambda: _single_model(bench, size)),
+            ("typing", lambda: _typing(bench, size)),
             ("freshness", lambda: scenarios.freshness(bench, size["fresh_s"], size["rate"])),
         ]
         for name, step in steps:
@@ -99,6 +107,11 @@ async def _single_model(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
     return await single_model(bench, size["reads_s"], size["readers"], size["write_rate"])
 
 
+async def _typing(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
+    """The as-you-type query against the previous one, on as many orders as `reads` uses."""
+    return await as_you_type(bench, int(size["dataset"] / 1.57), size["typing_rounds"])
+
+
 def markdown(results: dict[str, Any]) -> str:
     rows = ["| scenario | ours | baseline (same run) | ratio |", "|---|---|---|---|"]
     if "append" in results:
@@ -138,6 +151,14 @@ def markdown(results: dict[str, Any]) -> str:
                         f" | {x['ratio_vs_bare']} |")
     if "single_model" in results:
         rows += _single_model_rows(results["single_model"])
+    if "typing" in results:
+        t = results["typing"]
+        rows.append(f"| `/search/orders` query as you type ({t['ours']['inputs']} typed inputs, "
+                    f"one at a time, {t['orders']:,} orders) | mean {t['ours']['mean_ms']} ms, "
+                    f"p99 {t['ours']['p99_ms']} ms; hits for {t['ours']['inputs_with_hits']} | "
+                    f"previous query: mean {t['previous']['mean_ms']} ms, p99 "
+                    f"{t['previous']['p99_ms']} ms; hits for "
+                    f"{t['previous']['inputs_with_hits']} | {t['ratio_mean']} |")
     if "freshness" in results:
         f = results["freshness"]
         rows.append(f"| freshness at {f['achieved_rate']}/s (target {f['target_rate']}) | "

@@ -1,12 +1,21 @@
-"""The benchmark harness runs end to end on a tiny data set, so it cannot rot."""
+"""The benchmark harness runs end to end on a tiny data set, so it cannot rot, and a run
+leaves nothing behind, even when stopped."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+from redis import Redis
+
+from tests.services import ServiceUrls
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,4 +35,38 @@ def test_bench_harness_runs_every_scenario_on_tiny_data(tmp_path: Path) -> None:
     assert all(single[side][name]["errors"] == 0 and single[side][name]["requests"] > 0
                for side in ("cqrs", "single_model") for name in ("dashboard", "search"))
     assert single["agree"] is True, single["dashboard_orders"]
+    typing = figures["typing"]
+    assert typing["ratio_mean"] > 0
+    assert typing["ours"]["inputs_with_hits"] >= typing["previous"]["inputs_with_hits"]
     assert "| scenario |" in (tmp_path / "latest.md").read_text()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_bench_run_deletes_its_indexes_and_keys(
+        tmp_path: Path, service_urls: ServiceUrls, stop: signal.Signals) -> None:
+    es = Elasticsearch(service_urls.elasticsearch, request_timeout=10)
+    redis = Redis.from_url(service_urls.redis)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.run", "--smoke", "--only",
+                             "projection", "--out", str(tmp_path)], cwd=ROOT,
+                            env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    indexes, keys = f"bench-orders-{proc.pid}-*", f"bench{proc.pid}*"
+
+    def made() -> tuple[list[str], list[bytes]]:
+        found = es.indices.get(index=indexes, allow_no_indices=True, expand_wildcards="all")
+        return list(found.body), list(redis.scan_iter(match=keys))
+
+    try:
+        deadline = time.monotonic() + 120
+        while not all(made()) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(made()), "the run made no index and no key to clean up"
+        proc.send_signal(stop)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode != 0
+        assert made() == ([], []), stderr[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        es.close()
+        redis.close()

@@ -25,13 +25,15 @@ from app.openapi import errors
 from app.positions import Checkpoint
 from app.read.consistency import MAX_WAIT_MS, ProjectionBehind, wait_until_applied
 from app.read.dashboard import DashboardNotBuilt
+from app.read.positioned import PositionedRoute
 from app.read.search import SearchQuery, decode_cursor
 from app.read.wiring import ReadSide, SearchTarget
 
 # Every read: the API-key check (mounted in app.main), validation, and 503 when a store is
 # down, the index is not built yet, or `X-Min-Position` is not applied within `wait_ms`.
 T = TypeVar("T")
-router = APIRouter(tags=["read"], responses=errors(401, 403, 422, 503))
+router = APIRouter(tags=["read"], route_class=PositionedRoute,
+                   responses=errors(401, 403, 422, 503))
 HEARTBEAT_S = 15.0
 POSITION_PATTERN = r"^[0-9]{1,18}$"
 MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
@@ -172,7 +174,8 @@ async def search_orders(
     """
     if cursor:
         _check_cursor(cursor, sort)
-    query = SearchQuery(q=q.strip() or None if q else None, status=list(status or []),
+    # the text as typed: a trailing space says the last word is complete
+    query = SearchQuery(q=q if q and q.strip() else None, status=list(status or []),
                         customer_id=customer_id, placed_from=placed_from, placed_to=placed_to,
                         min_total=min_total, max_total=max_total, sort=sort, size=size,
                         cursor=cursor)

@@ -17,6 +17,7 @@ from app.domain.commands import CancelOrder, ShipOrder
 from app.domain.order import Order
 from app.openapi import errors
 from app.write import handlers
+from app.write.exact_json import ExactJsonRoute
 from app.write.schemas import (
     CancelOrderIn,
     LineOut,
@@ -29,7 +30,7 @@ from app.write.schemas import (
 from app.write.store import StoredResponse
 
 # Every write call: the API-key check (mounted in app.main), validation, PostgreSQL.
-router = APIRouter(tags=["write"], responses=errors(
+router = APIRouter(tags=["write"], route_class=ExactJsonRoute, responses=errors(
     401, 403, 422, 503, s422="`validation_error` (with `details`), or a rule: `EmptyOrder`, "
                              "`TooManyItems`, `IdempotencyKeyReused`"))
 
@@ -38,7 +39,8 @@ _IF_MATCH = re.compile(r'^(?:W/)?"?([0-9]{1,9})"?$')
 # An Idempotency-Key is a string of printable ASCII (RFC 8941 sf-string), 1..200 long;
 # HTTP strips spaces around header values, so none are documented there.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,198}[!-~])?$"
-CHANGE_ERRORS = errors(404, 409, 412, 413)
+CHANGE_ERRORS = errors(404, 409, 412, 413, 422, s422="`validation_error` (with `details`; "
+                       "`uuid_parsing` when the order id is not a UUID), or a rule")
 
 
 def _header_error(name: str, message: str) -> RequestValidationError:
@@ -133,10 +135,29 @@ def order_out(order: Order) -> OrderOut:
         tracking_number=order.tracking_number)
 
 
+def _none_match(if_none_match: str | None, etag: str) -> bool:
+    """Whether `If-None-Match` names this entity tag (weak comparison, RFC 9110 13.1.2)."""
+    if if_none_match is None:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+IfNoneMatch = Annotated[str | None, Header(
+    alias="If-None-Match", description="the `ETag` you hold: 304 when the order has not changed")]
+
+
 @router.get("/orders/{order_id}", response_model=OrderOut,
-            responses=errors(404, s404="`OrderNotFound`"))
-async def get_order(order_id: UUID, store: StoreDep, response: Response) -> OrderOut:
+            responses={**errors(404, 422, s404="`OrderNotFound`",
+                                s422="`validation_error`: the order id is not a UUID"),
+                       304: {"description": "Not Modified: `If-None-Match` names the current "
+                                            "version; no body"}})
+async def get_order(order_id: UUID, store: StoreDep, response: Response,
+                    if_none_match: IfNoneMatch = None) -> OrderOut | Response:
     """The order as the write model holds it now; `ETag` is its version."""
     order = await store.get(order_id)
-    response.headers["ETag"] = f'"{order.version}"'
+    etag = f'"{order.version}"'
+    if _none_match(if_none_match, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    response.headers["ETag"] = etag
     return order_out(order)

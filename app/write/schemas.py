@@ -24,6 +24,7 @@ from pydantic import (
 
 from app.domain.commands import OrderLine, PlaceOrder
 from app.domain.order import MAX_LINES
+from app.write.exact_json import JsonNumber
 
 MAX_QUANTITY = 10_000
 MAX_UNIT_PRICE = Decimal("999999.99")
@@ -39,9 +40,12 @@ NOT_BLANK_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}\\s][^{_CONTROL}]*$"
 
 
 def _money_text(value: Any) -> Any:
-    """Strings must be plain amounts ("19.90"); numbers go on to the Decimal constraints."""
-    if isinstance(value, str) and not _MONEY.fullmatch(value):
-        raise ValueError('must be an amount like "19.90": digits, then at most 2 decimals')
+    """Strings and JSON numbers alike must be plain amounts (19.90): no exponent, at most
+    two decimals; then the Decimal constraints apply."""
+    text = value.text if isinstance(value, JsonNumber) else value
+    if isinstance(text, str) and not _MONEY.fullmatch(text):
+        raise ValueError('must be an amount like "19.90" or 19.90: digits, then at most 2 '
+                         'decimals, no exponent')
     if isinstance(value, bool):
         raise ValueError('must be an amount like "19.90" or a number')
     return value
@@ -94,8 +98,9 @@ class ItemIn(Strict):
 
 class PlaceOrderIn(Strict):
     customer_id: Text = _required_text(64, "cust-42")
-    customer_name: Text | None = Field(default=None, max_length=200, examples=["Ada Lovelace"],
-                                       json_schema_extra={"pattern": TEXT_PATTERN})
+    # the limit on the text itself: on the optional as a whole pydantic counts "items"
+    customer_name: Annotated[str, Field(max_length=200), BeforeValidator(_text)] | None = Field(
+        default=None, examples=["Ada Lovelace"], json_schema_extra={"pattern": TEXT_PATTERN})
     # Up to 1000 parse, so that 0 and 101..1000 lines reach the domain rules (422 EmptyOrder,
     # TooManyItems); the schema documents the rule itself: 1..100 lines.
     items: list[ItemIn] = Field(max_length=1000, json_schema_extra={

@@ -104,7 +104,7 @@ async def test_dashboard_page_searches_updates_live_and_rolls_back(
         await expect(page.get_by_test_id("result-total")).to_have_text(
             f"{espresso} of {espresso} orders")
         await expect(rows).to_have_count(espresso)
-        marks = page.locator('[data-testid="result-row"] [data-field="item_names"] mark')
+        marks = page.locator('[data-testid="result-row"] [data-field="items.name"] mark')
         await expect(marks).to_have_count(espresso)
         await expect(marks.first).to_have_text(re.compile(r"^Espresso$", re.IGNORECASE))
         await box.press("Escape")

@@ -41,7 +41,7 @@ async def test_hits_carry_fields_and_highlights(reader: httpx.AsyncClient,
     assert hit == {**hit, "order_id": str(seeded.ids["bob_frother"]), "customer_id": "cust-b",
                    "customer_name": "Bob Jones", "status": "shipped", "item_count": 1,
                    "total": "45.00"}
-    assert "<mark>frother</mark>" in hit["highlight"]["item_names"][0]
+    assert "<mark>frother</mark>" in hit["highlight"]["items.name"][0]
 
 
 async def test_filters_narrow_the_results(reader: httpx.AsyncClient, seeded: Seeded) -> None:

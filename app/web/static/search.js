@@ -8,7 +8,7 @@ const STATUSES = ["placed", "shipped", "cancelled"];
 const PAGE = 25;
 const WAIT_MS = 2000;
 const SNIPPET_LABELS = {
-  item_names: "items", "skus.text": "sku", "tracking_number.text": "tracking",
+  "items.name": "items", "items.sku": "sku", tracking_number: "tracking",
   cancel_reason: "reason",
 };
 const COMMANDS = {
