@@ -112,7 +112,8 @@ class Projection:
                     log.exception("%s: unexpected failure; restarting the loop", self.name)
                     await self.status.report("error", error=f"{type(exc).__name__}: {exc}"[:500])
                     await self._sleep(self._backoff(failures))
-        await self.status.report("stopped")
+        if self.status.state != "stopped_on_poison":  # what stopped it stays on record
+            await self.status.report("stopped")
 
     async def start(self) -> Checkpoint:
         """Bind the sink to the log's identity, find its target, and load where it stands."""

@@ -242,3 +242,35 @@ async def test_checkpoint_of_search_never_moves_backwards(clean_db: Pool) -> Non
     await checkpoints.save("search:x", Checkpoint(10, 5), "log-a")
     await checkpoints.save("search:x", Checkpoint(9, 50), "log-a")
     assert await checkpoints.load("search:x") == Checkpoint(10, 5)
+
+
+async def test_a_leader_whose_lock_connection_drops_steps_down(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings) -> None:
+    """The lock's session ends under a running leader: the standby takes over and the old
+    leader notices within a second and stands by, instead of applying beside it."""
+    stops = [asyncio.Event(), asyncio.Event()]
+    async with open_projector(read_settings, FAST) as first, \
+            open_projector(read_settings, FAST) as second:
+        tasks = [asyncio.create_task(p.run(s)) for p, s in zip((first, second), stops,
+                                                               strict=True)]
+        await write_orders(store, 40, writers=2)
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 30, "catch-up")
+        pairs = [(a, b) for a, b in zip(first.projections, second.projections, strict=True)]
+        leader, standby = next((a, b) if a.active else (b, a) for a, b in pairs
+                               if a.name == "dashboard")
+        pid = leader._lock_conn.get_server_pid()
+        await clean_db.execute("SELECT pg_terminate_backend($1)", pid)
+
+        async def handed_over() -> bool:
+            return standby.active and not leader.active
+
+        await eventually(handed_over, 10, "old leader steps down, standby active")
+        await write_orders(store, 40, writers=2, seed=5)
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 30,
+                         "catch-up by the new leader")
+        assert standby.active and not leader.active
+        for stop in stops:
+            stop.set()
+        await asyncio.wait(tasks, timeout=30)
+    await assert_read_models_match(clean_db, es, redis, read_settings)

@@ -198,3 +198,105 @@ async def test_admin_reindex_needs_the_token_and_runs_through_the_projector(
                 await runner
             status = (await http.get(url, headers=auth)).json()
             assert status["events_read"] == status["events_total"] > 0
+
+
+async def test_reads_with_min_position_hold_across_swaps(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings, run_projector: RunProjector) -> None:
+    """Read-your-writes while search and dashboard rebuilds swap targets underneath."""
+    await generate(store, 2000, seed=3)
+    app = create_app(read_settings)
+    misses: list[str] = []
+    reads = 0
+    stop = asyncio.Event()
+    async with run_projector(), app.router.lifespan_context(app):
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "warm-up")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                     timeout=30) as http:
+
+            async def client(n: int) -> None:
+                nonlocal reads
+                while not stop.is_set():
+                    customer = f"ryw-{n}-{reads}"
+                    placed = (await http.post("/orders", json={
+                        "customer_id": customer, "items": [{
+                            "sku": "S", "name": "Kettle", "quantity": 1,
+                            "unit_price": "3.00"}]})).json()
+                    at = {"X-Min-Position": str(placed["position"])}
+                    found = await http.get("/search/orders", headers=at, params={
+                        "customer_id": customer, "wait_ms": 5000})
+                    reads += 1
+                    if found.status_code == 200 and found.json()["total"] != 1:
+                        misses.append(f"search without the order: {found.text[:200]}")
+                    # every order placed at or before P in the log's order must be counted
+                    placed_by_p = await clean_db.fetchval(
+                        "SELECT count(*) FROM events WHERE type = 'OrderPlaced' AND "
+                        "(transaction_id, position) <= (SELECT transaction_id, position "
+                        "FROM events WHERE position = $1)", placed["position"])
+                    board = await http.get("/dashboard", headers=at, params={"wait_ms": 5000})
+                    if board.status_code == 200 and board.json()["orders"]["placed"] < placed_by_p:
+                        misses.append(f"dashboard below P: {board.json()['orders']}")
+
+            tasks = [asyncio.create_task(client(n)) for n in range(4)]
+            rebuild = rebuild_of(clean_db, es, redis, read_settings)
+            for target in ("search", "dashboard", "search", "dashboard"):
+                rebuild.progress = Progress()
+                await rebuild.run(target)
+            stop.set()
+            await asyncio.gather(*tasks)
+    assert reads > 20 and misses == []
+
+
+async def test_restart_of_a_rebuild_killed_after_its_swap_keeps_the_live_index(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings, run_projector: RunProjector) -> None:
+    """Killed between the swap and removing the old index: `--restart` must finish that job
+    (remove the old index), never drop the index readers use."""
+    await generate(store, 500, seed=4)
+    alias = read_settings.search_alias
+    async with run_projector():
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "warm-up")
+        first = await rebuild_of(clean_db, es, redis, read_settings).run("search", keep_old=True)
+        # The state a SIGKILL right after the swap leaves: alias on the new index, job open.
+        await reindex_jobs.update(clean_db, first["id"], state="swapping", keep_old=False,
+                                  finished_at=None)
+        missing = 0
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            nonlocal missing
+            while not stop.is_set():
+                if await live_index(es, alias) is None:
+                    missing += 1
+                await asyncio.sleep(0.01)
+
+        watcher = asyncio.create_task(watch())
+        second = await rebuild_of(clean_db, es, redis, read_settings).run("search",
+                                                                          restart=True)
+        stop.set()
+        await watcher
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "catch-up")
+    assert missing == 0
+    finished = await reindex_jobs.get(clean_db, first["id"])
+    assert finished is not None and finished["state"] == "done"
+    assert not await es.indices.exists(index=first["old_target"])  # the resumed job's cleanup
+    assert second["old_target"] == first["new_target"]
+    assert await live_index(es, alias) == second["new_target"]
+    await assert_read_models_match(clean_db, es, redis, read_settings)
+
+
+async def test_dashboard_rebuild_racing_a_fresh_live_sink_never_shares_its_keys(
+        store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
+        read_settings: Settings, run_projector: RunProjector) -> None:
+    await write_orders(store, 400, writers=4)
+    # The rebuild picks its generation while the live projector starts on an empty namespace.
+    running = asyncio.create_task(rebuild_of(clean_db, es, redis, read_settings).run(
+        "dashboard"))
+    async with run_projector():
+        job = await running
+        await write_orders(store, 80, writers=2, seed=9)
+        await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "catch-up")
+        live = await live_generation(redis, read_settings.dashboard_namespace)
+    assert live == job["new_target"]
+    await assert_read_models_match(clean_db, es, redis, read_settings)
