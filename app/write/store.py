@@ -50,6 +50,10 @@ UPDATE_SHIPPED = """
 UPDATE orders SET status = 'shipped', shipped_at = $3, tracking_number = $4, version = $2,
        updated_at = now()
 WHERE order_id = $1"""
+# Twins with one key queue here until the first one's transaction ends (its own lock space:
+# the two-int advisory keys never meet the bigint keys the projectors lock).
+LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock($1::int, hashtext($2))"
+IDEMPOTENCY_LOCK_CLASS = 11
 SELECT_IDEMPOTENCY = """
 SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE key = $1"""
 INSERT_IDEMPOTENCY = """
@@ -128,7 +132,13 @@ class WriteTx:
                                      event.shipped_at, event.tracking_number)
 
     async def recall(self, key: str) -> tuple[str, StoredResponse] | None:
-        """The request hash and response stored under an idempotency key, if any."""
+        """The request hash and response stored under an idempotency key, if any.
+
+        Locks the key until this transaction ends first, so a twin in flight waits and then
+        finds the first one's answer (a separate statement: it must see what committed while
+        it waited).
+        """
+        await self._conn.execute(LOCK_IDEMPOTENCY_KEY, IDEMPOTENCY_LOCK_CLASS, key)
         row = await self._conn.fetchrow(SELECT_IDEMPOTENCY, key)
         if row is None:
             return None
