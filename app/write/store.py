@@ -18,6 +18,7 @@ import asyncpg
 from app.domain import errors
 from app.domain.events import Event, OrderCancelled, OrderPlaced, OrderShipped, PlacedLine
 from app.domain.order import Order, Status
+from app.write.pool import POSTGRES_DOWN, unavailable_on_failure
 
 NOTIFY_CHANNEL = "orders_events"
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
@@ -162,8 +163,16 @@ class OrderStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[WriteTx]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield WriteTx(conn)
+        """One write transaction; PostgreSQL being down (also while it opens or commits)
+        surfaces as `ServiceUnavailable`, never as a driver error."""
+        with unavailable_on_failure():
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        yield WriteTx(conn)
+                except POSTGRES_DOWN:
+                    conn.terminate()  # its protocol state is unknown: never hand it out again
+                    raise
 
     async def get(self, order_id: UUID) -> Order:
         """The order as the write model holds it now (no lock)."""
