@@ -36,8 +36,9 @@ def api(
 
     os.environ["ORDERS_API_ROLE"] = role
     setup_logging()
-    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_config=None,
-                access_log=False, proxy_headers=False, timeout_graceful_shutdown=10)
+    uvicorn.run("app.asgi:create", factory=True, host=host, port=port, workers=workers,
+                log_config=None, access_log=False, proxy_headers=False,
+                timeout_graceful_shutdown=10)
 
 
 @main.command()
