@@ -33,10 +33,28 @@ async def _status(services: ServicesDep) -> list[dict[str, Any]]:
 ReadScope = Annotated[None, Depends(require("read"))]
 
 
+def _without_sql(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry without another session's SQL text (it can hold secrets, e.g. a password)."""
+    stalled_by = entry.get("detail", {}).get("stalled_by")
+    if not isinstance(stalled_by, dict) or "query" not in stalled_by:
+        return entry
+    shown = {k: v for k, v in stalled_by.items() if k != "query"}
+    return {**entry, "detail": {**entry["detail"], "stalled_by": shown}}
+
+
 @router.get("/admin/projections")
-async def projections(services: ServicesDep, _: ReadScope) -> dict[str, Any]:
-    """Per projection: position, log head, lag in events and seconds, state, dead letters."""
-    return {"projections": await _status(services)}
+async def projections(request: Request, services: ServicesDep,
+                      _: ReadScope) -> dict[str, Any]:
+    """Per projection: position, log head, lag in events and seconds, state, dead letters.
+
+    When stalled, the session holding the log back (pid, age, state); its SQL text only
+    with the admin scope.
+    """
+    status = await _status(services)
+    auth: Authenticator = request.app.state.auth
+    if not auth.allows(request.headers.get("authorization"), "admin"):
+        status = [_without_sql(entry) for entry in status]
+    return {"projections": status}
 
 
 @router.get("/metrics", response_class=Response, responses={200: {

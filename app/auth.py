@@ -81,6 +81,15 @@ class Authenticator:
         return key.name
 
 
+    def allows(self, authorization: str | None, scope: Scope) -> bool:
+        """Whether the caller holds `scope` (for showing more, not for refusing)."""
+        try:
+            self.check(authorization, scope)
+        except HTTPException:
+            return False
+        return True
+
+
 def _unauthorized() -> HTTPException:
     return HTTPException(401, "a valid API key is required (Authorization: Bearer <key>)",
                          headers={"WWW-Authenticate": "Bearer"})

@@ -68,35 +68,33 @@ def api(
 
     os.environ["ORDERS_API_ROLE"] = role
     setup_logging()
-    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_config=None,
-                access_log=False, proxy_headers=False, timeout_graceful_shutdown=10)
+    uvicorn.run("app.asgi:create", factory=True, host=host, port=port, workers=workers,
+                log_config=None, access_log=False, proxy_headers=False,
+                timeout_graceful_shutdown=10)
 
 
 @main.command()
-def run(port: int = 8000) -> None:
-    """Run the API and the projector together until Ctrl-C (what `make run` does)."""
-    import shutil
-    import subprocess
+def run(port: int = 8000, metrics_port: Annotated[int, typer.Option(
+        help="the projector's Prometheus port, 0 for none")] = 9464) -> None:
+    """Run the API and the projector together until Ctrl-C (what `make run` does).
+
+    A child that dies is logged with its exit status and restarted with back-off; the
+    others stay up.
+    """
     import sys
 
-    exe = shutil.which("orders") or sys.argv[0]
-    procs = [subprocess.Popen([exe, "api", "--port", str(port)])]
-    procs += [subprocess.Popen([exe, *extra]) for extra in RUN_WITH_API]
+    from app.logs import setup_logging
+    from app.supervisor import Child, supervise
+
+    setup_logging()
+    exe = [sys.executable, "-m", "app.cli"]  # this interpreter, whatever PATH holds
+    children = [Child("api", [*exe, "api", "--port", str(port)])]
+    metrics = ["--metrics-port", str(metrics_port)]
+    children += [Child(extra[0], [*exe, *extra, *(metrics if extra[0] == "project" else [])])
+                 for extra in RUN_WITH_API]
     typer.echo(f"API:        http://127.0.0.1:{port}/docs\n"
                f"Dashboard:  http://127.0.0.1:{port}/\nCtrl-C stops everything.")
-    try:
-        while all(p.poll() is None for p in procs):
-            try:
-                procs[0].wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                continue
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=15)
+    supervise(children)
 
 
 # Processes `orders run` starts beside the API.

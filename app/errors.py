@@ -11,7 +11,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import asyncpg
 import elasticsearch as es_exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,17 +23,10 @@ from app.domain.errors import DomainError
 from app.read.consistency import ProjectionBehind
 from app.read.dashboard import DashboardNotBuilt
 from app.read.search import BadCursor
+from app.unavailable import ServiceUnavailable
+from app.write.pool import POSTGRES_DOWN
 
 log = logging.getLogger("orders.api")
-
-
-class ServiceUnavailable(Exception):
-    """A backing service (PostgreSQL, Elasticsearch, Redis) did not answer in time."""
-
-    def __init__(self, service: str, message: str) -> None:
-        super().__init__(message)
-        self.service = service
-        self.message = message
 
 
 def envelope(status: int, code: str, message: str, details: Any = None,
@@ -76,11 +68,6 @@ def _body_unreadable(exc: HTTPException) -> str | None:
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
                413: "payload_too_large", 401: "unauthorized", 403: "forbidden",
                415: "unsupported_media_type"}
-
-
-# Driver errors that mean "PostgreSQL is down or restarting", not "the request is wrong".
-_PG_UNAVAILABLE = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                   asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError)
 
 
 _ES_UNAVAILABLE = (es_exceptions.ConnectionError, es_exceptions.ConnectionTimeout,
@@ -147,7 +134,7 @@ def install(app: FastAPI) -> None:
 
     # Registered per class (not only on Exception), so these are answered in the exception
     # middleware and not re-raised to the server as crashes.
-    for cls in (*_ES_UNAVAILABLE, *_REDIS_UNAVAILABLE, *_PG_UNAVAILABLE):
+    for cls in (*_ES_UNAVAILABLE, *_REDIS_UNAVAILABLE, *POSTGRES_DOWN):
         app.add_exception_handler(cls, dependency_down)
 
     @app.exception_handler(Exception)
@@ -158,7 +145,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, _REDIS_UNAVAILABLE):
             return envelope(503, "ServiceUnavailable", "Redis is not available",
                             {"service": "redis"}, {"Retry-After": "1"})
-        if isinstance(exc, _PG_UNAVAILABLE):
+        if isinstance(exc, POSTGRES_DOWN):  # pool users outside the store (reads, admin)
             return envelope(503, "ServiceUnavailable", "a backing service is not available",
                             {"service": "postgres"}, {"Retry-After": "1"})
         log.exception("unhandled error")

@@ -52,6 +52,14 @@ def json_nesting_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return b"()" in brackets or too_deep in brackets
 
 
+def first_values(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Each header's first value, as the framework reads it (a plain dict keeps the last)."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in raw:
+        headers.setdefault(name, value)
+    return headers
+
+
 def _is_json(content_type: bytes | None) -> bool:
     if content_type is None:
         return True
@@ -98,7 +106,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
+        headers = first_values(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is None and b"transfer-encoding" not in headers:
             await self.app(scope, receive, send)  # no body at all (RFC 9112 6.3): no guard
@@ -183,7 +191,7 @@ class CorrelationId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"")
+        raw = first_values(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"")
         try:
             given = raw.decode("ascii")
         except UnicodeDecodeError:

@@ -19,16 +19,13 @@ from uuid import UUID
 import asyncpg
 
 from app.positions import Checkpoint, LogPositions
+from app.write.pool import POSTGRES_DOWN
 from app.write.store import NOTIFY_CHANNEL
 
-# Every failure of PostgreSQL that can pass: connection lost or refused, admin shutdown,
+# Every failure of PostgreSQL that can pass (connection lost or refused, admin shutdown,
 # crash recovery, query cancelled, too many connections, a protocol state broken by a dropped
-# connection, a read-only standby mid-failover, timeouts. Retried with back-off, never fatal.
-SOURCE_ERRORS: tuple[type[Exception], ...] = (
-    OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError, asyncpg.ReadOnlySQLTransactionError,
-)
+# connection, a standby mid-failover, timeouts): retried with back-off, never fatal.
+SOURCE_ERRORS = POSTGRES_DOWN
 # Where any answer will do (status rows, the LISTEN connection): every PostgreSQL error too.
 ANY_SOURCE_ERROR: tuple[type[Exception], ...] = (*SOURCE_ERRORS, asyncpg.PostgresError)
 READ_BATCH = """

@@ -29,6 +29,14 @@ class CommandContext:
     expected_version: int | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
+    @property
+    def record_key(self) -> str | None:
+        """The idempotency record's key: the client's key within its caller's (API key's)
+        namespace, so another caller sending the same key is simply another key."""
+        if self.idempotency_key is None:
+            return None
+        return f"{self.actor or ''}:{self.idempotency_key}"  # actor names hold no ':'
+
     def metadata(self) -> dict[str, Any]:
         return {"correlation_id": self.correlation_id, "causation_id": self.correlation_id,
                 "idempotency_key": self.idempotency_key, "actor": self.actor}
@@ -42,8 +50,9 @@ async def _run(store: OrderStore, ctx: CommandContext, decide: Decision) -> Stor
     for _ in range(2):
         try:
             async with store.transaction() as tx:
-                if ctx.idempotency_key is not None:
-                    found = await tx.recall(ctx.idempotency_key)
+                key = ctx.record_key
+                if key is not None:
+                    found = await tx.recall(key)
                     if found is not None:
                         request_hash, response = found
                         if request_hash != ctx.request_hash:
@@ -52,8 +61,8 @@ async def _run(store: OrderStore, ctx: CommandContext, decide: Decision) -> Stor
                                 {"idempotency_key": ctx.idempotency_key})
                         return response
                 response = await decide(tx)
-                if ctx.idempotency_key is not None and ctx.request_hash is not None:
-                    await tx.remember(ctx.idempotency_key, ctx.request_hash, response)
+                if key is not None and ctx.request_hash is not None:
+                    await tx.remember(key, ctx.request_hash, response)
                 return response
         except IdempotencyRace:
             continue

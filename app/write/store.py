@@ -18,6 +18,7 @@ import asyncpg
 from app.domain import errors
 from app.domain.events import Event, OrderCancelled, OrderPlaced, OrderShipped, PlacedLine
 from app.domain.order import Order, Status
+from app.write.pool import POSTGRES_DOWN, unavailable_on_failure
 
 NOTIFY_CHANNEL = "orders_events"
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
@@ -50,6 +51,10 @@ UPDATE_SHIPPED = """
 UPDATE orders SET status = 'shipped', shipped_at = $3, tracking_number = $4, version = $2,
        updated_at = now()
 WHERE order_id = $1"""
+# Twins with one key queue here until the first one's transaction ends (its own lock space:
+# the two-int advisory keys never meet the bigint keys the projectors lock).
+LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock($1::int, hashtext($2))"
+IDEMPOTENCY_LOCK_CLASS = 11
 SELECT_IDEMPOTENCY = """
 SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE key = $1"""
 INSERT_IDEMPOTENCY = """
@@ -128,7 +133,13 @@ class WriteTx:
                                      event.shipped_at, event.tracking_number)
 
     async def recall(self, key: str) -> tuple[str, StoredResponse] | None:
-        """The request hash and response stored under an idempotency key, if any."""
+        """The request hash and response stored under an idempotency key, if any.
+
+        Locks the key until this transaction ends first, so a twin in flight waits and then
+        finds the first one's answer (a separate statement: it must see what committed while
+        it waited).
+        """
+        await self._conn.execute(LOCK_IDEMPOTENCY_KEY, IDEMPOTENCY_LOCK_CLASS, key)
         row = await self._conn.fetchrow(SELECT_IDEMPOTENCY, key)
         if row is None:
             return None
@@ -152,8 +163,16 @@ class OrderStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[WriteTx]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield WriteTx(conn)
+        """One write transaction; PostgreSQL being down (also while it opens or commits)
+        surfaces as `ServiceUnavailable`, never as a driver error."""
+        with unavailable_on_failure():
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        yield WriteTx(conn)
+                except POSTGRES_DOWN:
+                    conn.terminate()  # its protocol state is unknown: never hand it out again
+                    raise
 
     async def get(self, order_id: UUID) -> Order:
         """The order as the write model holds it now (no lock)."""

@@ -35,7 +35,8 @@ from tests.faults.harness import (
     mixed_writes,
     spawn_projector,
 )
-from tests.faults.private import PrivatePostgres, PrivateRedis
+from tests.faults.private import PrivateRedis
+from tests.private_postgres import PrivateCluster
 from tests.services import ServiceUrls
 from tests.support import eventually
 
@@ -47,7 +48,7 @@ FAULT_AT_S = 2.5  # writes before the fault, and again after it
 @dataclass
 class Deployment:
     settings: Settings
-    postgres: PrivatePostgres
+    postgres: PrivateCluster
     redis_server: PrivateRedis
     pool: asyncpg.Pool[Any]
     es: AsyncElasticsearch
@@ -74,22 +75,21 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    server.start()
+def postgres() -> Iterator[PrivateCluster]:
+    server = PrivateCluster()
     yield server
     server.stop()
 
 
 @pytest.fixture
-async def deployment(postgres: PrivatePostgres,
+async def deployment(postgres: PrivateCluster,
                      service_urls: ServiceUrls) -> AsyncIterator[Deployment]:
     tag = f"f{uuid.uuid4().hex[:10]}"
     postgres.psql(f"CREATE DATABASE {tag}")
-    await migrate(postgres.url(tag))
+    await migrate(postgres.database_url(tag))
     redis_server = PrivateRedis()
     redis_server.start()
-    settings = Settings(database_url=postgres.url(tag), redis_url=redis_server.url,
+    settings = Settings(database_url=postgres.database_url(tag), redis_url=redis_server.url,
                         elasticsearch_url=service_urls.elasticsearch,
                         ORDERS_SEARCH_ALIAS=tag, ORDERS_DASHBOARD_NAMESPACE=tag)
     pool = await create_pool(settings.database_url, min_size=1, max_size=10)
@@ -170,7 +170,7 @@ async def test_redis_back_from_an_older_snapshot(deployment: Deployment) -> None
 async def test_postgres_crash_then_restart_and_a_fast_restart(
         deployment: Deployment) -> None:
     async def fault() -> None:
-        await asyncio.to_thread(deployment.postgres.kill9)
+        await asyncio.to_thread(deployment.postgres.kill_postmaster)
         await asyncio.sleep(1)
         await asyncio.to_thread(deployment.postgres.start)  # crash recovery
         await asyncio.sleep(2)
@@ -200,12 +200,11 @@ async def test_checkpoints_from_another_cluster(deployment: Deployment) -> None:
     d.projector.terminate()
     d.projector.wait(20)
 
-    other = PrivatePostgres()
+    other = PrivateCluster()
     try:
-        other.start()
         database = d.settings.database_url.rsplit("/", 1)[1]
         await asyncio.to_thread(other.restore_from, d.settings.database_url, database)
-        moved = d.settings.model_copy(update={"database_url": other.url(database)})
+        moved = d.settings.model_copy(update={"database_url": other.database_url(database)})
         pool = await create_pool(moved.database_url, min_size=1, max_size=5)
         try:
             restored_tx = int(await pool.fetchval("SELECT max(transaction_id)::text FROM events"))
