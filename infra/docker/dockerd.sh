@@ -25,6 +25,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The package may have started an engine of its own: use it rather than start a second.
+  if answers; then
+    exit 0
+  fi
 fi
 
 mkdir -p "$state/docker"

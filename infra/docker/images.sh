@@ -24,7 +24,7 @@ print(POSTGRES_MAJOR, REDIS_MAJOR, ELASTICSEARCH_VERSION)')"
 read -r pg_major redis_major es_version <<<"$pins"
 
 hash_stdin() { sha256sum | cut -c1-16; }
-hash_files() { (cd "$1" && shift && find "$@" -type f ! -path '*/__pycache__/*' -print0 \
+hash_files() { (cd "$1" && shift && find "$@" -type f ! -path '*/__pycache__/*' ! -path 'infra/docker/*' -print0 \
   | sort -z | xargs -0 sha256sum) | hash_stdin; }
 current() { docker image inspect -f "{{ index .Config.Labels \"$label\" }}" "$1" 2>/dev/null || true; }
 image_id() { docker image inspect -f '{{ .Id }}' "$1"; }
