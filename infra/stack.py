@@ -1,4 +1,8 @@
-"""Bring the backing services up and down: Docker Compose where an engine answers, else native.
+"""Bring the backing services up and down: native processes, or Docker Compose when asked.
+
+Compose runs the services only with ORDERS_STACK=docker and an engine answering; otherwise
+the native stack does, even where a Docker engine runs (the test suite starts one for its
+Docker tests, and the native stack stays the default).
 
 `up()` is idempotent (a second call reuses what runs), waits until each service answers,
 prints the URLs and writes them to `.stack/env`, which the Makefile, the app and the tests
@@ -7,6 +11,7 @@ read.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -28,6 +33,11 @@ def docker_available() -> bool:
     except (subprocess.TimeoutExpired, OSError):
         return False
     return probe.returncode == 0
+
+
+def use_compose() -> bool:
+    """True when the services should run under Docker Compose (ORDERS_STACK=docker)."""
+    return os.environ.get("ORDERS_STACK") == "docker" and docker_available()
 
 
 def _compose_up() -> dict[str, str]:
@@ -56,7 +66,7 @@ def _native_up(layout: Layout) -> dict[str, str]:
 
 def up(env_file: Path = ENV_FILE) -> dict[str, str]:
     """Start every service (reusing running ones), write the env file, return the URLs."""
-    urls = _compose_up() if docker_available() else _native_up(Layout.default())
+    urls = _compose_up() if use_compose() else _native_up(Layout.default())
     env_file.parent.mkdir(parents=True, exist_ok=True)
     env_file.write_text("".join(f"{key}={value}\n" for key, value in urls.items()))
     for key, value in urls.items():
@@ -66,7 +76,7 @@ def up(env_file: Path = ENV_FILE) -> dict[str, str]:
 
 def down() -> None:
     """Stop every service; data stays on disk for the next `up`."""
-    if docker_available():
+    if use_compose():
         subprocess.run(["docker", "compose", "down"], check=True)
         return
     layout = Layout.default()

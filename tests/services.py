@@ -1,8 +1,9 @@
 """Where the tests find PostgreSQL, Elasticsearch and Redis.
 
 From DATABASE_URL / ELASTICSEARCH_URL / REDIS_URL (what `make test` exports after
-`orders stack up`); with none set, testcontainers where a Docker engine answers; otherwise
-the run stops with the command that starts the stack.
+`orders stack up`); with none set, testcontainers where a Docker engine answers (the official
+images, or with ORDERS_TEST_IMAGES=local those `make docker-images` builds); otherwise the run
+stops with the command that starts the stack.
 """
 
 from __future__ import annotations
@@ -25,21 +26,39 @@ class ServiceUrls:
     redis: str
 
 
+def container_images() -> tuple[str, str, str]:
+    """The PostgreSQL, Elasticsearch and Redis images testcontainers starts."""
+    from infra.versions import ELASTICSEARCH_VERSION, POSTGRES_MAJOR, REDIS_MAJOR
+
+    if os.environ.get("ORDERS_TEST_IMAGES") == "local":
+        return (f"orders-local/postgres:{POSTGRES_MAJOR}",
+                f"orders-local/elasticsearch:{ELASTICSEARCH_VERSION}",
+                f"orders-local/redis:{REDIS_MAJOR}")
+    return (f"postgres:{POSTGRES_MAJOR}",
+            f"docker.elastic.co/elasticsearch/elasticsearch:{ELASTICSEARCH_VERSION}",
+            f"redis:{REDIS_MAJOR}")
+
+
 def _from_containers(stack: ExitStack) -> ServiceUrls:
+    from testcontainers.core.wait_strategies import HttpWaitStrategy
     from testcontainers.elasticsearch import ElasticSearchContainer
     from testcontainers.postgres import PostgresContainer
     from testcontainers.redis import RedisContainer
 
-    from infra.versions import ELASTICSEARCH_VERSION, POSTGRES_MAJOR, REDIS_MAJOR
-
-    pg = stack.enter_context(PostgresContainer(f"postgres:{POSTGRES_MAJOR}", driver=None))
-    es = stack.enter_context(ElasticSearchContainer(
-        f"docker.elastic.co/elasticsearch/elasticsearch:{ELASTICSEARCH_VERSION}",
-        mem_limit="2g"))
-    rd = stack.enter_context(RedisContainer(f"redis:{REDIS_MAJOR}"))
+    pg_image, es_image, redis_image = container_images()
+    pg = stack.enter_context(PostgresContainer(pg_image, driver=None)
+                             .with_command("postgres -c max_connections=300"))
+    # Ready when the cluster health answers: the distribution zip has no `GET /` handler.
+    es = stack.enter_context(ElasticSearchContainer(es_image, mem_limit="2g")
+                             .waiting_for(HttpWaitStrategy(9200, "/_cluster/health"))
+                             .with_env("discovery.type", "single-node")
+                             .with_env("ES_JAVA_OPTS", "-Xms512m -Xmx512m")
+                             .with_env("cluster.routing.allocation.disk.threshold_enabled",
+                                       "false"))
+    rd = stack.enter_context(RedisContainer(redis_image))
     return ServiceUrls(
         database=pg.get_connection_url(),
-        elasticsearch=es.get_url(),
+        elasticsearch=f"http://{es.get_container_host_ip()}:{es.get_exposed_port(9200)}",
         redis=f"redis://{rd.get_container_host_ip()}:{rd.get_exposed_port(6379)}/0")
 
 
