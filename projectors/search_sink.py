@@ -114,7 +114,12 @@ class SearchIndexSink:
 
     async def checkpoint(self) -> Checkpoint:
         stored, identity = await self._checkpoints.load_bound(self.checkpoint_name)
-        if identity is not None and identity != self.log_identity:
+        if identity is None:  # saved before checkpoints named the index uuid and the log
+            stored, identity = await self._checkpoints.load_bound(f"search:{self.index}")
+            if identity is not None:
+                await self._checkpoints.save(self.checkpoint_name, stored, self.log_identity)
+                identity = self.log_identity
+        if identity and identity != self.log_identity:
             raise SinkGone("the search checkpoint belongs to another log", unpublish=True)
         return stored
 

@@ -16,11 +16,12 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app.positions import Checkpoint, PostgresCheckpoints, log_identity
-from app.readmodels import dashboard_checkpoint
+from app.readmodels import dashboard_checkpoint, search_checkpoint
 from app.settings import Settings
 from app.write.store import OrderStore
 from projectors.changes import load_changes
 from projectors.dashboard_sink import DashboardSink
+from projectors.documents import index_body
 from projectors.log import LogReader
 from projectors.process import open_projector
 from projectors.search_sink import SearchIndexSink
@@ -276,3 +277,20 @@ async def test_a_leader_whose_lock_connection_drops_steps_down(
             stop.set()
         await asyncio.wait(tasks, timeout=30)
     await assert_read_models_match(clean_db, es, redis, read_settings)
+
+
+async def test_a_search_checkpoint_saved_before_identities_is_adopted(
+        clean_db: Pool, es: AsyncElasticsearch, read_settings: Settings) -> None:
+    """An upgraded deployment keeps its place: the old name-only checkpoint of the live
+    index is taken over (bound to the index uuid and the log), not dropped or distrusted."""
+    alias = read_settings.search_alias
+    await es.indices.create(index=f"{alias}-v1", **index_body())
+    await es.indices.put_alias(index=f"{alias}-v1", name=alias)
+    await clean_db.execute("INSERT INTO projection_checkpoints (name, transaction_id, position)"
+                           " VALUES ($1, '5'::xid8, 7)", f"search:{alias}-v1")
+    sink = SearchIndexSink(es, PostgresCheckpoints(clean_db), alias=alias)
+    sink.log_identity = (await log_identity(clean_db)).key
+    await sink.prepare()
+    assert not sink.building and sink.index == f"{alias}-v1"
+    assert await sink.checkpoint() == Checkpoint(5, 7)
+    assert await search_checkpoint(es, PostgresCheckpoints(clean_db), alias) == Checkpoint(5, 7)
