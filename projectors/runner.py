@@ -84,7 +84,7 @@ class Projection:
         self._held_back_since: float | None = None
         self.active = False  # True while this instance holds the projection's lock
         self._partial_batch_at: float | None = None  # when the last short batch started
-        self._lock_conn: Any = None
+        self._lock_conn: asyncpg.pool.PoolConnectionProxy[Any] | None = None
         self._rechecked_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -123,7 +123,7 @@ class Projection:
             try:
                 checkpoint = await self._retry(self.sink.checkpoint)
             except SinkGone as gone:
-                checkpoint = await self._rebuild(gone)
+                await self._rebuild(gone)  # then the fresh target's (empty) checkpoint
                 continue
             if self.sink.building:
                 await self.status.report("rebuilding", position=checkpoint.position,
