@@ -1,6 +1,7 @@
-"""The order aggregate: `decide` turns a command into events, `evolve` folds events into state.
+"""The order aggregate: `place`, `cancel` and `ship` turn a command into an event, `evolve`
+folds events into state.
 
-Both are pure: no I/O, no clock (the caller passes `now`). The write side and every
+All are pure: no I/O, no clock (the caller passes `now`). The write side and every
 projection use the same `evolve`, so a read model is the log folded by the same rules.
 """
 
