@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING, Literal, TypeAlias
 from uuid import UUID
 
 from app.domain import errors
@@ -23,9 +24,19 @@ CENTS = Decimal("0.01")
 
 
 class Status(StrEnum):
+    """An order's status: the one list behind the read API's filter and the search facets."""
+
     PLACED = "placed"
     CANCELLED = "cancelled"
     SHIPPED = "shipped"
+
+
+STATUSES: tuple[str, ...] = tuple(status.value for status in Status)
+# The statuses as a `Literal` of their text, for request validation and the OpenAPI schema.
+if TYPE_CHECKING:
+    StatusText: TypeAlias = str
+else:
+    StatusText = Literal[STATUSES]
 
 
 @dataclass(frozen=True)

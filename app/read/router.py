@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from elasticsearch import ApiError
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -21,12 +21,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator, WithJsonSchema
 
+from app.domain.order import StatusText
 from app.openapi import errors
 from app.positions import Checkpoint
 from app.read.consistency import MAX_WAIT_MS, ProjectionBehind, wait_until_applied
 from app.read.dashboard import DashboardNotBuilt
 from app.read.positioned import PositionedRoute
-from app.read.search import SearchQuery, decode_cursor
+from app.read.search import SearchQuery, Sort, decode_cursor
 from app.read.wiring import ReadSide, SearchTarget
 
 # Every read: the API-key check (mounted in app.main), validation, and 503 when a store is
@@ -83,8 +84,6 @@ Money = Annotated[
 DateTime = Annotated[
     datetime | None, BeforeValidator(_date_time_text), Query(),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN})]
-Status = Literal["placed", "cancelled", "shipped"]
-SortParam = Literal["relevance", "placed_at", "-placed_at", "total", "-total"]
 
 
 def _min_position(position: str | None, version: str | None) -> int | None:
@@ -159,11 +158,11 @@ async def _dashboard_checked(read: ReadSide, response: Response, position: str |
 async def search_orders(
     read: ReadDep, response: Response,
     q: Annotated[str | None, Query(max_length=500)] = None,
-    status: Annotated[list[Status] | None, Query()] = None,
+    status: Annotated[list[StatusText] | None, Query()] = None,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     placed_from: DateTime = None, placed_to: DateTime = None,
     min_total: Money = None, max_total: Money = None,
-    sort: SortParam = "relevance",
+    sort: Sort = "relevance",
     size: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
