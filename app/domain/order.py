@@ -18,9 +18,9 @@ from uuid import UUID
 from app.domain import errors
 from app.domain.commands import CancelOrder, PlaceOrder, ShipOrder
 from app.domain.events import Event, OrderCancelled, OrderPlaced, OrderShipped, PlacedLine
+from app.domain.money import CENTS
 
 MAX_LINES = 100
-CENTS = Decimal("0.01")
 
 
 class Status(StrEnum):

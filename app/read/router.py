@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator, WithJsonSchema
 
+from app.domain.money import amount_pattern
 from app.domain.order import StatusText
 from app.openapi import errors
 from app.positions import Checkpoint
@@ -37,7 +38,8 @@ router = APIRouter(tags=["read"], route_class=PositionedRoute,
                    responses=errors(401, 403, 422, 503))
 HEARTBEAT_S = 15.0
 POSITION_PATTERN = r"^[0-9]{1,18}$"
-MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+TOTAL_DIGITS = 10  # whole digits of a `min_total`/`max_total` filter
+MONEY_PATTERN = amount_pattern(TOTAL_DIGITS)
 _MONEY = re.compile(MONEY_PATTERN)
 # RFC 3339 date-time (JSON Schema's `date-time`): pydantic alone would also take dates,
 # naive times and Unix timestamps ("0.5").
@@ -78,7 +80,7 @@ WaitMs = Annotated[int, Query(ge=0, le=MAX_WAIT_MS, description="wait this long 
 # Query values are text: the schemas say which text is accepted, the validators hold to it.
 Money = Annotated[
     Decimal | None, BeforeValidator(_money_text),
-    Query(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False),
+    Query(ge=0, max_digits=TOTAL_DIGITS + 2, decimal_places=2, allow_inf_nan=False),
     WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN,
                     "description": "an amount, e.g. 19.90"})]
 DateTime = Annotated[

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from elasticsearch import AsyncElasticsearch
 
+from app.domain.money import cents
 from app.domain.order import STATUSES
 
 TEXT_FIELDS = ["customer_name^3", "item_names^2", "skus.text^2", "tracking_number.text",
@@ -82,10 +83,6 @@ def decode_cursor(cursor: str, sort: str) -> list[Any]:
     return values
 
 
-def _cents(amount: Decimal) -> int:
-    return int(amount.scaleb(2).to_integral_value())
-
-
 def _filters(query: SearchQuery) -> list[dict[str, Any]]:
     filters: list[dict[str, Any]] = []
     if query.customer_id:
@@ -99,9 +96,9 @@ def _filters(query: SearchQuery) -> list[dict[str, Any]]:
         filters.append({"range": {"placed_at": placed}})
     total: dict[str, int] = {}
     if query.min_total is not None:
-        total["gte"] = _cents(query.min_total)
+        total["gte"] = cents(query.min_total)
     if query.max_total is not None:
-        total["lte"] = _cents(query.max_total)
+        total["lte"] = cents(query.max_total)
     if total:
         filters.append({"range": {"total_cents": total}})
     return filters
