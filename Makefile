@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ENV    := set -a; . ./.stack/env; set +a;
 
-.PHONY: run test stack lint unit bench bench-quick tools clean-stack docker-images test-docker
+.PHONY: run test stack lint bench bench-quick tools clean-stack docker-images test-docker
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

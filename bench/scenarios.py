@@ -363,7 +363,7 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
 async def freshness(bench: Bench, seconds: float, rate: int = 500) -> dict[str, Any]:
     """At a steady command rate: time from a 201 to the write being visible on each side
     (every 10th write is followed by an `X-Min-Position` read on each router). Commands go
-    to a write-role API, reads to a read-role API, as design.md deploys them."""
+    to a write-role API, reads to a read-role API, as the README's scaling section deploys them."""
     import aiohttp
 
     port, read_port = free_port(), free_port()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import asyncpg
 
+from app import locks
+
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Two processes migrating at once queue on this lock instead of racing.
-LOCK_KEY = 0x0DE5_0001
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -45,7 +45,7 @@ async def migrate(dsn: str) -> list[str]:
     conn = await asyncpg.connect(dsn)
     applied: list[str] = []
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+        await conn.execute(locks.LOCK, locks.MIGRATIONS)
         await conn.execute(CREATE_TABLE)
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
         for path in sorted(MIGRATIONS.glob("*.sql")):
@@ -61,6 +61,6 @@ async def migrate(dsn: str) -> list[str]:
                     await conn.execute(statement)
             applied.append("rebase-log")
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+        await conn.execute(locks.UNLOCK, locks.MIGRATIONS)
         await conn.close()
     return applied

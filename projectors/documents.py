@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.domain.money import cents as cents  # the dashboard sink's cents too
 from app.domain.order import Order
 
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "infra" / "elasticsearch" / "orders.json"
@@ -20,11 +21,6 @@ def index_body() -> dict[str, Any]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def cents(amount: Any) -> int:
-    """Exact integer cents of a two-place decimal amount."""
-    return int(amount.scaleb(2).to_integral_value())
 
 
 # The completion field refuses these separators; events written before the API refused

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import time
 import uuid
-import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,7 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app import reindex_jobs
+from app import locks, reindex_jobs
 from app.positions import Checkpoint, PostgresCheckpoints, log_identity
 from app.readmodels import (
     dashboard_keys,
@@ -119,14 +118,14 @@ class Rebuild:
     @contextlib.asynccontextmanager
     async def _exclusive(self, target: Target) -> AsyncIterator[None]:
         """One rebuild per target: a session-level advisory lock held for the whole job."""
-        key = zlib.crc32(f"reindex:{target}".encode())
+        key = locks.rebuild(target)
         async with self.pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            if not await conn.fetchval(locks.TRY_LOCK, key):
                 raise RebuildRunning(f"a {target} rebuild is already running elsewhere")
             try:
                 yield
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+                await conn.execute(locks.UNLOCK, key)
 
     async def _job(self, target: Target, restart: bool, keep_old: bool,
                    job_id: uuid.UUID | None) -> dict[str, Any]:

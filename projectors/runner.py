@@ -14,13 +14,13 @@ import contextlib
 import logging
 import random
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
 
+from app import locks
 from app.positions import Checkpoint, log_identity
 from projectors import metrics
 from projectors.changes import Change, load_changes
@@ -334,7 +334,7 @@ class Projection:
     @contextlib.asynccontextmanager
     async def _leadership(self) -> Any:
         """Hold this projection's advisory lock; wait as a hot standby until we get it."""
-        key = zlib.crc32(self.name.encode())
+        key = locks.projection_leader(self.name)
         while True:
             try:
                 conn = await self._pool.acquire()
@@ -343,7 +343,7 @@ class Projection:
                 await self._sleep(self.config.standby_poll_s)
                 continue
             try:
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                if await conn.fetchval(locks.TRY_LOCK, key):
                     break
             except ANY_SOURCE_ERROR:
                 pass
@@ -361,6 +361,6 @@ class Projection:
             self.active = False
             self._lock_conn = None
             with contextlib.suppress(Exception):
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+                await conn.execute(locks.UNLOCK, key)
             with contextlib.suppress(Exception):
                 await self._pool.release(conn)

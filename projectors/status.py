@@ -20,10 +20,6 @@ INSERT INTO projection_status (name, state, detail, owner, updated_at)
 VALUES ($1, $2, $3, $4, now())
 ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
     owner = EXCLUDED.owner, updated_at = now()"""
-SELECT_ALL = """
-SELECT s.name, s.state, s.detail, s.owner, s.updated_at,
-       (SELECT count(*) FROM dead_letters d WHERE d.projection = s.name) AS dead_letters
-FROM projection_status s ORDER BY s.name"""
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 

@@ -62,7 +62,9 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
 
 @pytest.fixture
 async def clean_db(pool: asyncpg.Pool[Any]) -> asyncpg.Pool[Any]:
-    """Empty every table (positions restart at 1) before the test."""
+    """Empty the event log, the write model, idempotency keys, checkpoints and dead letters
+    (positions restart at 1) before the test; `log_identity`, `projection_status` and
+    `reindex_jobs` are kept."""
     await pool.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     return pool
 

@@ -33,5 +33,3 @@ class ShipOrder:
     order_id: UUID
     tracking_number: str
 
-
-Command = PlaceOrder | CancelOrder | ShipOrder

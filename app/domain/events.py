@@ -16,6 +16,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from app.domain.money import CENTS
+
 
 class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -79,7 +81,7 @@ def upcast_order_placed_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
     total = sum((Decimal(str(i["unit_price"])) * i["quantity"] for i in items), Decimal("0"))
     rest = {k: v for k, v in data.items() if k != "items"}
     return {**rest, "items": items, "customer_name": data.get("customer_name"),
-            "total": str(total.quantize(Decimal("0.01")))}
+            "total": str(total.quantize(CENTS))}
 
 
 UPCASTERS: dict[tuple[str, int], Upcaster] = {

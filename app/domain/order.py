@@ -1,6 +1,7 @@
-"""The order aggregate: `decide` turns a command into events, `evolve` folds events into state.
+"""The order aggregate: `place`, `cancel` and `ship` turn a command into an event, `evolve`
+folds events into state.
 
-Both are pure: no I/O, no clock (the caller passes `now`). The write side and every
+All are pure: no I/O, no clock (the caller passes `now`). The write side and every
 projection use the same `evolve`, so a read model is the log folded by the same rules.
 """
 
@@ -11,20 +12,31 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING, Literal, TypeAlias
 from uuid import UUID
 
 from app.domain import errors
 from app.domain.commands import CancelOrder, PlaceOrder, ShipOrder
 from app.domain.events import Event, OrderCancelled, OrderPlaced, OrderShipped, PlacedLine
+from app.domain.money import CENTS
 
 MAX_LINES = 100
-CENTS = Decimal("0.01")
 
 
 class Status(StrEnum):
+    """An order's status: the one list behind the read API's filter and the search facets."""
+
     PLACED = "placed"
     CANCELLED = "cancelled"
     SHIPPED = "shipped"
+
+
+STATUSES: tuple[str, ...] = tuple(status.value for status in Status)
+# The statuses as a `Literal` of their text, for request validation and the OpenAPI schema.
+if TYPE_CHECKING:
+    StatusText: TypeAlias = str
+else:
+    StatusText = Literal[STATUSES]
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
+from app.domain.money import from_cents
 from app.positions import Checkpoint
 from app.read.progress import Broadcast
 from app.readmodels import dashboard_checkpoint, dashboard_pointer, parse_checkpoint
@@ -33,11 +33,6 @@ def _pairs(flat: list[Any]) -> dict[str, str]:
     return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-def money(cents: int) -> str:
-    """Integer cents as a two-place decimal string."""
-    return str((Decimal(cents) / 100).quantize(Decimal("0.01")))
-
-
 def _by_day(fields: dict[str, str], days: int) -> list[dict[str, Any]]:
     buckets: dict[str, dict[str, int]] = {}
     for name, value in fields.items():
@@ -46,7 +41,7 @@ def _by_day(fields: dict[str, str], days: int) -> list[dict[str, Any]]:
     recent = sorted(buckets)[-days:] if days > 0 else []
     return [{"day": day, "placed": buckets[day]["placed"],
              "cancelled": buckets[day]["cancelled"], "shipped": buckets[day]["shipped"],
-             "revenue": money(buckets[day]["revenue_cents"])} for day in recent]
+             "revenue": from_cents(buckets[day]["revenue_cents"])} for day in recent]
 
 
 def dashboard_body(raw: list[Any], days: int) -> tuple[dict[str, Any], Checkpoint]:
@@ -60,8 +55,8 @@ def dashboard_body(raw: list[Any], days: int) -> tuple[dict[str, Any], Checkpoin
         checkpoint = parse_checkpoint(raw[4][0], raw[4][1])
     body = {
         "orders": {name: int(counters.get(name, 0)) for name in COUNTERS},
-        "revenue": {"gross": money(int(counters.get("gross_cents", 0))),
-                    "net": money(int(counters.get("net_cents", 0)))},
+        "revenue": {"gross": from_cents(int(counters.get("gross_cents", 0))),
+                    "net": from_cents(int(counters.get("net_cents", 0)))},
         "by_day": _by_day(by_day, days),
         "top_skus": [{"sku": _text(top_list[i]), "quantity": int(float(top_list[i + 1]))}
                      for i in range(0, len(top_list), 2)],

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from elasticsearch import ApiError
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -21,12 +21,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BeforeValidator, WithJsonSchema
 
+from app.domain.money import amount_pattern
+from app.domain.order import StatusText
 from app.openapi import errors
 from app.positions import Checkpoint
 from app.read.consistency import MAX_WAIT_MS, ProjectionBehind, wait_until_applied
 from app.read.dashboard import DashboardNotBuilt
 from app.read.positioned import PositionedRoute
-from app.read.search import SearchQuery, decode_cursor
+from app.read.search import SearchQuery, Sort, decode_cursor
 from app.read.wiring import ReadSide, SearchTarget
 
 # Every read: the API-key check (mounted in app.main), validation, and 503 when a store is
@@ -36,7 +38,8 @@ router = APIRouter(tags=["read"], route_class=PositionedRoute,
                    responses=errors(401, 403, 422, 503))
 HEARTBEAT_S = 15.0
 POSITION_PATTERN = r"^[0-9]{1,18}$"
-MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+TOTAL_DIGITS = 10  # whole digits of a `min_total`/`max_total` filter
+MONEY_PATTERN = amount_pattern(TOTAL_DIGITS)
 _MONEY = re.compile(MONEY_PATTERN)
 # RFC 3339 date-time (JSON Schema's `date-time`): pydantic alone would also take dates,
 # naive times and Unix timestamps ("0.5").
@@ -77,14 +80,12 @@ WaitMs = Annotated[int, Query(ge=0, le=MAX_WAIT_MS, description="wait this long 
 # Query values are text: the schemas say which text is accepted, the validators hold to it.
 Money = Annotated[
     Decimal | None, BeforeValidator(_money_text),
-    Query(ge=0, max_digits=12, decimal_places=2, allow_inf_nan=False),
+    Query(ge=0, max_digits=TOTAL_DIGITS + 2, decimal_places=2, allow_inf_nan=False),
     WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN,
                     "description": "an amount, e.g. 19.90"})]
 DateTime = Annotated[
     datetime | None, BeforeValidator(_date_time_text), Query(),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN})]
-Status = Literal["placed", "cancelled", "shipped"]
-SortParam = Literal["relevance", "placed_at", "-placed_at", "total", "-total"]
 
 
 def _min_position(position: str | None, version: str | None) -> int | None:
@@ -159,11 +160,11 @@ async def _dashboard_checked(read: ReadSide, response: Response, position: str |
 async def search_orders(
     read: ReadDep, response: Response,
     q: Annotated[str | None, Query(max_length=500)] = None,
-    status: Annotated[list[Status] | None, Query()] = None,
+    status: Annotated[list[StatusText] | None, Query()] = None,
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     placed_from: DateTime = None, placed_to: DateTime = None,
     min_total: Money = None, max_total: Money = None,
-    sort: SortParam = "relevance",
+    sort: Sort = "relevance",
     size: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,

@@ -15,11 +15,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from elasticsearch import AsyncElasticsearch
 
-Sort = Literal["relevance", "placed_at", "-placed_at", "total", "-total"]
+from app.domain.money import cents
+from app.domain.order import STATUSES
+
 TEXT_FIELDS = ["customer_name^3", "item_names^2", "skus.text^2", "tracking_number.text",
                "cancel_reason", "order_id", "customer_id"]
 PREFIX_FIELDS = ["customer_name", "item_names", "skus.text", "tracking_number.text"]
@@ -35,9 +37,13 @@ SORTS: dict[str, list[dict[str, str]]] = {
     "total": [{"total_cents": "asc"}, {"order_id": "asc"}],
     "-total": [{"total_cents": "desc"}, {"order_id": "desc"}],
 }
+# The sort names as a `Literal`, for request validation and the OpenAPI schema.
+if TYPE_CHECKING:
+    Sort: TypeAlias = str
+else:
+    Sort = Literal[tuple(SORTS)]
 HIT_FIELDS = ["order_id", "customer_id", "customer_name", "status", "item_count", "total",
               "placed_at"]
-STATUSES = ("placed", "cancelled", "shipped")
 
 
 class BadCursor(ValueError):
@@ -77,10 +83,6 @@ def decode_cursor(cursor: str, sort: str) -> list[Any]:
     return values
 
 
-def _cents(amount: Decimal) -> int:
-    return int(amount.scaleb(2).to_integral_value())
-
-
 def _filters(query: SearchQuery) -> list[dict[str, Any]]:
     filters: list[dict[str, Any]] = []
     if query.customer_id:
@@ -94,9 +96,9 @@ def _filters(query: SearchQuery) -> list[dict[str, Any]]:
         filters.append({"range": {"placed_at": placed}})
     total: dict[str, int] = {}
     if query.min_total is not None:
-        total["gte"] = _cents(query.min_total)
+        total["gte"] = cents(query.min_total)
     if query.max_total is not None:
-        total["lte"] = _cents(query.max_total)
+        total["lte"] = cents(query.max_total)
     if total:
         filters.append({"range": {"total_cents": total}})
     return filters

@@ -23,12 +23,14 @@ from pydantic import (
 )
 
 from app.domain.commands import OrderLine, PlaceOrder
+from app.domain.money import amount_pattern
 from app.domain.order import MAX_LINES
 from app.write.exact_json import JsonNumber
 
 MAX_QUANTITY = 10_000
 MAX_UNIT_PRICE = Decimal("999999.99")
-MONEY_PATTERN = r"^[0-9]{1,6}(\.[0-9]{1,2})?$"
+PRICE_DIGITS = 6  # whole digits of MAX_UNIT_PRICE
+MONEY_PATTERN = amount_pattern(PRICE_DIGITS)
 _MONEY = re.compile(MONEY_PATTERN)
 # Control characters (Unicode Cc) but tab, line feed and carriage return.
 _CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
@@ -68,7 +70,8 @@ def _text(value: Any) -> Any:
 Money = Annotated[
     Decimal,
     BeforeValidator(_money_text),
-    Field(ge=0, le=MAX_UNIT_PRICE, max_digits=8, decimal_places=2, allow_inf_nan=False),
+    Field(ge=0, le=MAX_UNIT_PRICE, max_digits=PRICE_DIGITS + 2, decimal_places=2,
+          allow_inf_nan=False),
     WithJsonSchema({
         "anyOf": [{"type": "string", "pattern": MONEY_PATTERN},
                   {"type": "number", "minimum": 0, "maximum": float(MAX_UNIT_PRICE),

@@ -15,6 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
+from app import locks
 from app.domain import errors
 from app.domain.events import Event, OrderCancelled, OrderPlaced, OrderShipped, PlacedLine
 from app.domain.order import Order, Status
@@ -51,10 +52,6 @@ UPDATE_SHIPPED = """
 UPDATE orders SET status = 'shipped', shipped_at = $3, tracking_number = $4, version = $2,
        updated_at = now()
 WHERE order_id = $1"""
-# Twins with one key queue here until the first one's transaction ends (its own lock space:
-# the two-int advisory keys never meet the bigint keys the projectors lock).
-LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock($1::int, hashtext($2))"
-IDEMPOTENCY_LOCK_CLASS = 11
 SELECT_IDEMPOTENCY = """
 SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE key = $1"""
 INSERT_IDEMPOTENCY = """
@@ -139,7 +136,8 @@ class WriteTx:
         finds the first one's answer (a separate statement: it must see what committed while
         it waited).
         """
-        await self._conn.execute(LOCK_IDEMPOTENCY_KEY, IDEMPOTENCY_LOCK_CLASS, key)
+        # twins with one key queue here until the first one's transaction ends
+        await self._conn.execute(locks.LOCK_IDEMPOTENCY_KEY, locks.IDEMPOTENCY_KEY_CLASS, key)
         row = await self._conn.fetchrow(SELECT_IDEMPOTENCY, key)
         if row is None:
             return None

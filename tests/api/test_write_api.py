@@ -1,4 +1,4 @@
-"""The write API's contract: each status and error code of design.md, in the envelope."""
+"""The write API's contract: each status and error code the README lists, in the envelope."""
 
 from __future__ import annotations
 

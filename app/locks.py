@@ -1,0 +1,32 @@
+"""Every PostgreSQL advisory lock the project takes, named in one place.
+
+Session locks on one bigint key:
+    MIGRATIONS             `orders migrate` (two migrating processes queue instead of racing)
+    projection_leader(n)   the active instance of projection `n`; the others stand by
+    rebuild(target)        one rebuild of a read model at a time
+
+Transaction locks on two int keys (PostgreSQL keeps them apart from the bigint keys):
+    IDEMPOTENCY_KEY_CLASS, hashtext(key)   twins sending one `Idempotency-Key` queue
+"""
+
+from __future__ import annotations
+
+import zlib
+
+MIGRATIONS = 0x0DE5_0001
+IDEMPOTENCY_KEY_CLASS = 11
+
+LOCK = "SELECT pg_advisory_lock($1)"
+TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+UNLOCK = "SELECT pg_advisory_unlock($1)"
+LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock($1::int, hashtext($2))"
+
+
+def projection_leader(name: str) -> int:
+    """The key held by the active instance of the projection called `name`."""
+    return zlib.crc32(name.encode())
+
+
+def rebuild(target: str) -> int:
+    """The key held for the whole of a rebuild of `target` ("search" or "dashboard")."""
+    return zlib.crc32(f"reindex:{target}".encode())
