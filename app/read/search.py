@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any, Literal, get_args
 
 from elasticsearch import AsyncElasticsearch
 
@@ -37,11 +37,10 @@ SORTS: dict[str, list[dict[str, str]]] = {
     "total": [{"total_cents": "asc"}, {"order_id": "asc"}],
     "-total": [{"total_cents": "desc"}, {"order_id": "desc"}],
 }
-# The sort names as a `Literal`, for request validation and the OpenAPI schema.
-if TYPE_CHECKING:
-    Sort: TypeAlias = str
-else:
-    Sort = Literal[tuple(SORTS)]
+# The sort names, for request validation and the OpenAPI schema; checked against SORTS.
+Sort = Literal["relevance", "placed_at", "-placed_at", "total", "-total"]
+if get_args(Sort) != tuple(SORTS):
+    raise ImportError("Sort and SORTS disagree")
 HIT_FIELDS = ["order_id", "customer_id", "customer_name", "status", "item_count", "total",
               "placed_at"]
 
