@@ -148,7 +148,10 @@ class SearchIndexSink:
 
     async def apply(self, changes: list[Change], start: Checkpoint,
                     upto: Checkpoint) -> ApplyResult:
-        await self.verify(start)
+        await self.verify(start)  # alias and index identity, at most every second
+        stored = await self.checkpoint()  # the checkpoint itself on every batch: one PK read
+        if stored < start:
+            raise SinkRewound(stored, start)
         latest: dict[str, Change] = {}
         for change in changes:  # the newest state of each order is the only one worth sending
             latest[str(change.after.order_id)] = change
