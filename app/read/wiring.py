@@ -43,8 +43,10 @@ class SearchCheckpoint:
             float("-inf"), SearchTarget(alias, Checkpoint.start()))
 
     def forget(self) -> None:
-        """Resolve the alias again on the next call (the index answered 404)."""
+        """Resolve the alias again on the next call (the index answered 404); the recent
+        target named that index too, so it goes as well."""
         self._resolved_at = float("-inf")
+        self._recent = (float("-inf"), self._recent[1])
 
     async def target(self) -> SearchTarget:
         """The index to query and the checkpoint it is complete through."""

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from elasticsearch import AsyncElasticsearch
 
+from app.positions import PostgresCheckpoints
+from app.readmodels import resolve_index
+from app.settings import Settings
+from projectors.documents import index_body
 from tests.read.conftest import PAGED, Seeded, ids_of
 
 
@@ -156,3 +162,35 @@ async def test_customer_orders_are_newest_first(reader: httpx.AsyncClient,
     assert len(pager) == PAGED
     assert [o["placed_at"] for o in pager] == sorted((o["placed_at"] for o in pager),
                                                      reverse=True)
+
+
+async def test_a_search_right_after_its_index_was_swapped_out_and_deleted_is_answered(
+        reader: httpx.AsyncClient, seeded: Seeded, es: AsyncElasticsearch,
+        read_settings: Settings, clean_db: asyncpg.Pool[Any]) -> None:
+    """A read process still remembers the old index (resolved within the last second) when
+    a swap moves the alias and the old index is deleted: it resolves again, never a 503."""
+    alias = read_settings.search_alias
+    old = await resolve_index(es, alias)
+    assert old is not None
+    new = f"{alias}-v9"  # a complete copy, checkpoint included, ready before the swap
+    await es.indices.create(index=new, **index_body())
+    hits = (await es.search(index=old.name, size=1000, version=True))["hits"]["hits"]
+    operations: list[dict[str, Any]] = []
+    for hit in hits:
+        operations += [{"index": {"_index": new, "_id": hit["_id"], "version": hit["_version"],
+                                  "version_type": "external"}}, hit["_source"]]
+    await es.bulk(operations=operations, refresh=True)
+    copy = await resolve_index(es, new)
+    assert copy is not None
+    checkpoints = PostgresCheckpoints(clean_db)
+    checkpoint, identity = await checkpoints.load_bound(old.checkpoint_name)
+    await checkpoints.save(copy.checkpoint_name, checkpoint, identity or "")
+
+    first = await reader.get("/search/orders", params={"q": "espresso"})  # remembers `old`
+    assert first.status_code == 200 and first.json()["total"] >= 1
+    await es.indices.update_aliases(actions=[{"remove": {"index": old.name, "alias": alias}},
+                                             {"add": {"index": new, "alias": alias}}])
+    await es.indices.delete(index=old.name)
+    again = await reader.get("/search/orders", params={"q": "espresso"})
+    assert again.status_code == 200, again.text
+    assert again.json()["total"] == first.json()["total"]
