@@ -27,7 +27,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app import locks, reindex_jobs
-from app.positions import Checkpoint, PostgresCheckpoints, log_identity
+from app.positions import Checkpoint, LogPositions, PostgresCheckpoints, log_identity
 from app.readmodels import (
     dashboard_keys,
     dashboard_pointer,
@@ -35,6 +35,7 @@ from app.readmodels import (
     live_generation,
     live_index,
     next_index_name,
+    parse_checkpoint,
     resolve_index,
 )
 from app.reindex_jobs import RebuildRunning, Target
@@ -51,6 +52,7 @@ SELECT transaction_id::text AS tx, position FROM events
 WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY transaction_id DESC, position DESC LIMIT 1"""
 CATCH_UP = ProjectionConfig(batch_size=5000, poll_interval_s=0.1, skip_poison=True)
+HANDOVER_LAG = 100  # catch up in batches until this close, then swap when at least as far
 HANDOVER_WAIT_S = 15.0
 # Repoint only when the new generation is at least as far as the live one, in one step.
 SWAP_DASHBOARD = """
@@ -219,26 +221,28 @@ class Rebuild:
             await reindex_jobs.update(self.pool, job_id, state="catching_up")
         sink = SearchIndexSink(self.es, PostgresCheckpoints(self.pool), self.alias, new_index)
         sink.name = f"reindex:{new_index}"
+        sink.batch_interval_s = 0.0  # chasing the live side: no pause between short batches
         if job["state"] != "swapping":
             projection = await self._catch_up(sink, count_events=True)
             await reindex_jobs.update(self.pool, job_id, state="swapping")
-            while not await self._swap_search(sink):
-                await self._catch_up(sink, projection)
+            while (behind := await self._swap_search(sink)) is not None:
+                await self._catch_up(sink, projection, until=behind)
         await self._retire("search", job["old_target"], new_index, job["keep_old"])
 
-    async def _swap_search(self, sink: SearchIndexSink) -> bool:
+    async def _swap_search(self, sink: SearchIndexSink) -> Checkpoint | None:
         """Swap the alias in ONE `_aliases` call, only when the new index is at least as
-        far as the live one (readers never step back in the log)."""
+        far as the live one (readers never step back in the log); else return where the
+        live one is, for the new one to reach first."""
         old = await resolve_index(self.es, self.alias)
         if old is not None and old.name != sink.index:
-            checkpoints = PostgresCheckpoints(self.pool)
-            if await checkpoints.load(old.checkpoint_name) > await sink.checkpoint():
-                return False
+            live = await PostgresCheckpoints(self.pool).load(old.checkpoint_name)
+            if live > await sink.checkpoint():
+                return live
         actions: list[dict[str, Any]] = [{"add": {"index": sink.index, "alias": self.alias}}]
         if old is not None and old.name != sink.index:
             actions.insert(0, {"remove": {"index": old.name, "alias": self.alias}})
         await self.es.indices.update_aliases(actions=actions)
-        return True
+        return None
 
     # --------------------------------------------------------------- dashboard
 
@@ -264,36 +268,47 @@ class Rebuild:
             # resumes from the keys' checkpoint
             projection = await self._catch_up(sink, count_events=True)
             await reindex_jobs.update(self.pool, job_id, state="swapping")
-            while not await self._swap_dashboard(generation):
-                await self._catch_up(sink, projection, count_events=True)
+            while (behind := await self._swap_dashboard(generation)) is not None:
+                await self._catch_up(sink, projection, count_events=True, until=behind)
         await self._retire("dashboard", job["old_target"], generation, job["keep_old"])
 
-    async def _swap_dashboard(self, generation: str) -> bool:
+    async def _swap_dashboard(self, generation: str) -> Checkpoint | None:
         """Repoint readers in one script, only when the new generation is at least as far
-        as the live one."""
+        as the live one; else return where the live one is."""
         live = await live_generation(self.redis, self.namespace) or generation
+        live_checkpoint = dashboard_keys(self.namespace, live)["checkpoint"]
         swap = self.redis.register_script(SWAP_DASHBOARD)
-        swapped = await swap(keys=[dashboard_pointer(self.namespace),
-                                   dashboard_keys(self.namespace, live)["checkpoint"],
+        swapped = await swap(keys=[dashboard_pointer(self.namespace), live_checkpoint,
                                    dashboard_keys(self.namespace, generation)["checkpoint"]],
                              args=[generation, f"{self.namespace}:dash:changes"])
-        return bool(swapped)
+        if swapped:
+            return None
+        tx, position = await self.redis.hmget(live_checkpoint, ["tx", "position"])
+        return parse_checkpoint(tx, position)
 
     # ------------------------------------------------------------------ shared
 
     async def _catch_up(self, sink: Any, projection: Projection | None = None,
-                        count_events: bool = False) -> Projection:
-        """Apply the log to `sink` with the live logic up to the log's horizon."""
+                        count_events: bool = False,
+                        until: Checkpoint | None = None) -> Projection:
+        """Apply the log to `sink` with the live logic until it is at `until` (where the
+        live target stood), or else within HANDOVER_LAG events of the log's end. Both are
+        fixed goals, so this ends while writes keep coming; the swap then checks again."""
         if projection is None:
             projection = Projection(sink, self.pool, Waiter(), CATCH_UP)
         checkpoint = await projection.start()
+        positions = LogPositions(self.pool)
         while True:
+            if until is not None and checkpoint >= until:
+                return projection
+            if until is None and (await positions.pending(checkpoint)).events < HANDOVER_LAG:
+                return projection
             before = checkpoint
             checkpoint = await projection.step(checkpoint)
             if count_events and checkpoint != before:
                 self.progress.add(events=projection.last_batch_size,
                                   docs=projection.last_batch_size)
-            if projection.last_batch_size == 0:  # at the horizon: nothing more to read now
+            if projection.last_batch_size == 0:  # nothing readable yet: the swap decides
                 return projection
 
     async def _await_live_moved(self, projection: str, target: str) -> None:
