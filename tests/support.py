@@ -108,21 +108,25 @@ async def sql_orders(pool: asyncpg.Pool[Any]) -> dict[str, tuple[str, str]]:
     return {str(r["order_id"]): (r["status"], str(r["total"])) for r in rows}
 
 
-async def indexed_orders(es: AsyncElasticsearch, alias: str) -> dict[str, tuple[str, str]]:
-    """Every document behind the alias as {order_id: (status, total)}."""
+async def indexed_orders(es: AsyncElasticsearch, alias: str,
+                         fields: tuple[str, str] = ("status", "total")) -> dict[str, Any]:
+    """Every document behind the alias as {order_id: (field, field)}; with "version" among
+    the fields, each document's external version is checked to be its stream version."""
     await es.indices.refresh(index=alias)
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, Any] = {}
     after: list[Any] | None = None
     while True:
         body: dict[str, Any] = {"size": 1000, "sort": [{"order_id": "asc"}],
-                                "_source": ["status", "total"]}
+                                "_source": list(fields), "version": True}
         if after:
             body["search_after"] = after
         hits = (await es.search(index=alias, **body))["hits"]["hits"]
         if not hits:
             return found
         for hit in hits:
-            found[hit["_id"]] = (hit["_source"]["status"], hit["_source"]["total"])
+            if "version" in fields:
+                assert hit["_version"] == hit["_source"]["version"]
+            found[hit["_id"]] = tuple(hit["_source"][name] for name in fields)
         after = hits[-1]["sort"]
 
 

@@ -28,7 +28,7 @@ from app.main import create_app
 from app.positions import LogPositions, PostgresCheckpoints
 from app.readmodels import dashboard_checkpoint, search_checkpoint
 from app.settings import Settings
-from tests.support import eventually, redis_figures, sql_truth
+from tests.support import eventually, indexed_orders, redis_figures, sql_truth
 
 ITEMS = [("SKU-100", "Espresso beans"), ("SKU-200", "Ceramic mug"), ("SKU-300", "Kettle")]
 
@@ -128,25 +128,6 @@ async def caught_up(pool: asyncpg.Pool[Any], es: AsyncElasticsearch, redis: Redi
         return False
 
 
-async def indexed(es: AsyncElasticsearch, alias: str) -> dict[str, tuple[str, int]]:
-    """Every document behind the alias as {order_id: (status, version)}."""
-    await es.indices.refresh(index=alias)
-    found: dict[str, tuple[str, int]] = {}
-    after: list[Any] | None = None
-    while True:
-        body: dict[str, Any] = {"size": 1000, "sort": [{"order_id": "asc"}],
-                                "_source": ["status", "version"], "version": True}
-        if after:
-            body["search_after"] = after
-        hits = (await es.search(index=alias, **body))["hits"]["hits"]
-        if not hits:
-            return found
-        for hit in hits:
-            assert hit["_version"] == hit["_source"]["version"]
-            found[hit["_id"]] = (hit["_source"]["status"], hit["_version"])
-        after = hits[-1]["sort"]
-
-
 async def assert_equal_to_write_model(pool: asyncpg.Pool[Any], es: AsyncElasticsearch,
                                       redis: Redis, settings: Settings,
                                       seconds: float = 120) -> int:
@@ -155,7 +136,7 @@ async def assert_equal_to_write_model(pool: asyncpg.Pool[Any], es: AsyncElastics
     await eventually(lambda: caught_up(pool, es, redis, settings), seconds, "catch-up")
     rows = await pool.fetch("SELECT order_id, status, version FROM orders")
     truth = {str(r["order_id"]): (r["status"], r["version"]) for r in rows}
-    documents = await indexed(es, settings.search_alias)
+    documents = await indexed_orders(es, settings.search_alias, ("status", "version"))
     missing = truth.keys() - documents.keys()
     wrong = {k: (documents[k], truth[k]) for k in truth.keys() & documents.keys()
              if documents[k] != truth[k]}

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.main import create_app
 from app.settings import Settings
 from infra import native, stack
+from tests.faults.harness import api as fault_api
 from tests.readside_fixtures import RunProjector
 
 ORDER = {"customer_id": "c1", "items": [{"sku": "S", "name": "Tea", "quantity": 1,
@@ -29,12 +29,8 @@ pytestmark = pytest.mark.skipif(not native.redis_running(),
 
 @pytest.fixture
 async def api(read_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(read_settings.model_copy(update={"command_timeout_s": 3.0}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                     timeout=30) as http:
-            yield http
+    async with fault_api(read_settings) as http:
+        yield http
 
 
 @contextlib.asynccontextmanager
