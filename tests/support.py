@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import httpx
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app.domain import errors
 from app.domain.commands import CancelOrder, OrderLine, PlaceOrder, ShipOrder
+from app.main import create_app
 from app.readmodels import dashboard_keys, live_generation
+from app.settings import Settings
 from app.write import handlers
 from app.write.store import OrderStore
 
@@ -128,6 +131,21 @@ async def indexed_orders(es: AsyncElasticsearch, alias: str,
                 assert hit["_version"] == hit["_source"]["version"]
             found[hit["_id"]] = tuple(hit["_source"][name] for name in fields)
         after = hits[-1]["sort"]
+
+
+@contextlib.asynccontextmanager
+async def in_process_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a freshly built app for `settings`, its lifespan running."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                     timeout=30) as http:
+            yield http
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30,

@@ -24,11 +24,16 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.main import create_app
 from app.positions import LogPositions, PostgresCheckpoints
 from app.readmodels import dashboard_checkpoint, search_checkpoint
 from app.settings import Settings
-from tests.support import eventually, indexed_orders, redis_figures, sql_truth
+from tests.support import (
+    eventually,
+    in_process_api,
+    indexed_orders,
+    redis_figures,
+    sql_truth,
+)
 
 ITEMS = [("SKU-100", "Espresso beans"), ("SKU-200", "Ceramic mug"), ("SKU-300", "Kettle")]
 
@@ -64,12 +69,9 @@ class Tally:
 
 @contextlib.asynccontextmanager
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings.model_copy(update={"command_timeout_s": 3.0}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                     timeout=30) as http:
-            yield http
+    """The API in process, with a short command timeout: a fault answers 503 quickly."""
+    async with in_process_api(settings.model_copy(update={"command_timeout_s": 3.0})) as http:
+        yield http
 
 
 @contextlib.asynccontextmanager

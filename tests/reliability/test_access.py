@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from app.auth import parse_keys
-from app.main import create_app
 from app.settings import Settings
 from tests.readside_fixtures import RunProjector
+from tests.support import bearer, in_process_api
 
 KEYS = "shop:write:shop-key-123, board:read:board-key-456, ops:read+write+admin:ops-key-789"
 ORDER = {"customer_id": "c1", "items": [{"sku": "S", "name": "n", "quantity": 1,
@@ -25,15 +25,8 @@ async def secured(read_settings: Settings,
                   run_projector: RunProjector) -> AsyncIterator[httpx.AsyncClient]:
     async with run_projector(only={"dashboard"}):
         pass  # builds and publishes the (empty) dashboard the reads below answer from
-    app = create_app(read_settings.model_copy(update={"api_keys": KEYS}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+    async with in_process_api(read_settings.model_copy(update={"api_keys": KEYS})) as http:
+        yield http
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:

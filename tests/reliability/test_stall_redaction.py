@@ -9,10 +9,9 @@ import asyncpg
 import httpx
 import pytest
 
-from app.main import create_app
 from app.settings import Settings
 from tests.readside_fixtures import RunProjector
-from tests.support import eventually, write_orders
+from tests.support import bearer, eventually, in_process_api, write_orders
 
 KEYS = "board:read:board-key-456, ops:read+admin:ops-key-789"
 SECRET = "s3cret-in-a-query"
@@ -20,15 +19,8 @@ SECRET = "s3cret-in-a-query"
 
 @pytest.fixture
 async def secured(read_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(read_settings.model_copy(update={"api_keys": KEYS}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+    async with in_process_api(read_settings.model_copy(update={"api_keys": KEYS})) as http:
+        yield http
 
 
 async def test_stalled_by_query_is_shown_to_admins_only(
