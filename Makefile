@@ -33,7 +33,7 @@ bench-quick: tools stack $(BENCH_STAMP)
 	$(ENV) $(BIN)/python -m bench.run --quick
 
 lint: $(STAMP)
-	$(BIN)/ruff check app projectors infra tests bench
+	$(BIN)/ruff check app projectors infra orders_cli tests bench
 	$(BIN)/mypy
 
 test: tools stack lint

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from app import reindex_jobs
 from app.auth import Authenticator, require
 from app.deps import ServicesDep
+from app.kernel import reindex_jobs
 from app.openapi import errors
 from app.read.projections import projection_status
 

@@ -10,7 +10,7 @@ from elasticsearch import AsyncElasticsearch
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 from app.write.store import OrderStore
 
 

@@ -20,11 +20,11 @@ from starlette.exceptions import HTTPException
 
 from app import openapi
 from app.domain.errors import DomainError
+from app.kernel.pool import POSTGRES_DOWN
 from app.read.consistency import ProjectionBehind
 from app.read.dashboard import DashboardNotBuilt
 from app.read.search import BadCursor
 from app.unavailable import ServiceUnavailable
-from app.write.pool import POSTGRES_DOWN
 
 log = logging.getLogger("orders.api")
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from elasticsearch import AsyncElasticsearch
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
-from redis.asyncio import Redis
 
 from app import admin, errors, health, web
 from app.auth import Authenticator, parse_keys, require
 from app.deps import Services
+from app.kernel.bootstrap import connect
+from app.kernel.settings import Role, Settings, load_settings
 from app.middleware import BodyLimit, CorrelationId
 from app.read import router as read_router
 from app.read.wiring import ReadSide
-from app.settings import Role, Settings, load_settings
 from app.write import router as write_router
-from app.write.pool import create_pool
 from app.write.store import OrderStore
 
 
@@ -28,12 +26,8 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config = settings or load_settings()
-        pool = await create_pool(config.database_url, min_size=config.pool_min_size,
-                                 max_size=config.pool_max_size,
-                                 command_timeout=config.command_timeout_s,
-                                 session_state=False)  # the API leaves none behind
-        es = AsyncElasticsearch(config.elasticsearch_url, request_timeout=10)
-        redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        opened = await connect(config, "api")
+        pool, es, redis = opened.pool, opened.es, opened.redis
         app.state.services = Services(config, pool, es, redis, OrderStore(pool))
         app.state.auth = Authenticator(parse_keys(config.api_keys), config.admin_token)
         read = ReadSide.open(config, pool, es, redis) if chosen in ("all", "read") else None
@@ -43,9 +37,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
         finally:
             if read is not None:
                 await read.close()
-            await pool.close()
-            await es.close()
-            await redis.aclose()
+            await opened.close()
 
     app = FastAPI(
         title="Orders CQRS platform",

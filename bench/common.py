@@ -19,8 +19,8 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.settings import Settings, load_settings
-from app.write.pool import create_pool
+from app.kernel.bootstrap import connect
+from app.kernel.settings import Settings, load_settings
 from infra.migrate import migrate
 
 # One database, index alias and Redis namespace per run: two runs never touch each
@@ -96,9 +96,8 @@ async def open_bench() -> AsyncIterator[Bench]:
     await migrate(dsn)
     settings = base.model_copy(update={"database_url": dsn, "search_alias": ALIAS,
                                        "dashboard_namespace": NAMESPACE})
-    pool = await create_pool(dsn, min_size=2, max_size=40, command_timeout=300)
-    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=120)
-    redis = Redis.from_url(settings.redis_url)
+    opened = await connect(settings, "bench")
+    pool, es, redis = opened.pool, opened.es, opened.redis
     bench = Bench(settings, pool, es, redis)
     try:
         await bench.reset()
@@ -169,7 +168,7 @@ async def process(args: list[str], env: dict[str, str], ready_url: str | None = 
 
 
 def orders_cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "app.cli", *args]
+    return [sys.executable, "-m", "orders_cli.main", *args]
 
 
 async def wrk(url: str, paths: list[str], connections: int, seconds: float,

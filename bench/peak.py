@@ -20,7 +20,7 @@ def _report() -> None:
 
 if __name__ == "__main__":
     atexit.register(_report)
-    from app.cli import main
+    from orders_cli.main import main
 
     sys.argv = ["orders", *sys.argv[1:]]
     main()

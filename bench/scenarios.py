@@ -17,8 +17,8 @@ from elasticsearch.helpers import async_bulk
 from app.demo import Catalog, decide_order, generate
 from app.domain.events import OrderPlaced, load_event
 from app.domain.order import Order, evolve
-from app.positions import LogPositions, PostgresCheckpoints
-from app.readmodels import dashboard_checkpoint, search_checkpoint
+from app.kernel.positions import LogPositions, PostgresCheckpoints
+from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
 from app.write import handlers
 from app.write.store import OrderStore
 from bench.common import (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import asyncpg
 
-from app import locks
+from app.kernel import locks
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -20,8 +20,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.domain.events import OrderCancelled, OrderPlaced, OrderShipped
-from app.positions import Checkpoint
-from app.readmodels import (
+from app.kernel.positions import Checkpoint
+from app.kernel.readmodels import (
     dashboard_channel,
     dashboard_keys,
     dashboard_pointer,

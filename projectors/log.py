@@ -18,9 +18,8 @@ from uuid import UUID
 
 import asyncpg
 
-from app.positions import Checkpoint, LogPositions
-from app.write.pool import POSTGRES_DOWN
-from app.write.store import NOTIFY_CHANNEL
+from app.kernel.pool import POSTGRES_DOWN
+from app.kernel.positions import NOTIFY_CHANNEL, Checkpoint, LogPositions
 
 # Every failure of PostgreSQL that can pass (connection lost or refused, admin shutdown,
 # crash recovery, query cancelled, too many connections, a protocol state broken by a dropped

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from app.positions import Checkpoint
+from app.kernel.positions import Checkpoint
 from projectors.changes import Change
 from projectors.sinks import ApplyResult, SinkGone, SinkMoved, SinkRewound
 

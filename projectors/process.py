@@ -9,9 +9,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,12 +18,12 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app import reindex_jobs
-from app.positions import PostgresCheckpoints
-from app.reindex_jobs import Target
-from app.runtime import tune_gc
-from app.settings import Settings
-from app.write.pool import create_pool
+from app.kernel import reindex_jobs
+from app.kernel.bootstrap import Kind, connect
+from app.kernel.positions import PostgresCheckpoints
+from app.kernel.reindex_jobs import Target
+from app.kernel.runtime import tune_gc
+from app.kernel.settings import Settings
 from projectors.dashboard_sink import DashboardSink
 from projectors.log import LogNotifier
 from projectors.reindex import Rebuild
@@ -60,12 +59,11 @@ class Projector:
 
 @contextlib.asynccontextmanager
 async def open_projector(settings: Settings, config: ProjectionConfig | None = None,
-                         only: set[str] | None = None) -> AsyncIterator[Projector]:
+                         only: set[str] | None = None,
+                         kind: Kind = "projector") -> AsyncIterator[Projector]:
     """Open the clients, build the search and dashboard projections, close on exit."""
-    pool = await create_pool(settings.database_url, min_size=2, max_size=8,
-                             command_timeout=30)
-    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=30)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=3)
+    opened = await connect(settings, kind)
+    pool, es, redis = opened.pool, opened.es, opened.redis
     notifier = LogNotifier(settings.database_url)
     projector = Projector(pool, es, redis, notifier)
     sinks: list[Sink] = [
@@ -78,9 +76,7 @@ async def open_projector(settings: Settings, config: ProjectionConfig | None = N
         yield projector
     finally:
         await notifier.close()
-        await pool.close()
-        await es.close()
-        await redis.aclose()
+        await opened.close()
 
 
 async def serve(settings: Settings, config: ProjectionConfig,
@@ -103,36 +99,16 @@ async def serve(settings: Settings, config: ProjectionConfig,
 
 
 async def run_rebuild(settings: Settings, target: Target, *, restart: bool = False,
-                      keep_old: bool = False, show_progress: bool = False,
-                      job_id: uuid.UUID | None = None) -> dict[str, Any]:
-    """Run one rebuild to the end (the CLI shows a progress bar)."""
-    async with open_projector(settings, only=set()) as projector:
+                      keep_old: bool = False, job_id: uuid.UUID | None = None,
+                      progress: Callable[[Any, int], None] | None = None) -> dict[str, Any]:
+    """Run one rebuild to the end; `progress(p, total)` hears every step (the CLI's bar)."""
+    async with open_projector(settings, only=set(), kind="rebuild") as projector:
         rebuild = Rebuild(projector.pool, projector.es, projector.redis,
                           settings.search_alias, settings.dashboard_namespace)
-        if not show_progress:
-            return await rebuild.run(target, restart=restart, keep_old=keep_old, job_id=job_id)
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        total: int = await projector.pool.fetchval("SELECT count(*) FROM events")
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]:>8,.0f} ev/s docs {task.fields[docs]:,}"),
-                   TimeRemainingColumn())
-        with Progress(*columns) as bar:
-            task = bar.add_task(f"rebuild {target}", total=total, rate=0.0, docs=0)
-            started = time.monotonic()
-
-            def show(p: Any) -> None:
-                rate = p.events_read / max(time.monotonic() - started, 1e-6)
-                bar.update(task, completed=p.events_read, docs=p.docs_written, rate=rate)
-
-            rebuild.progress.listeners.append(show)
-            return await rebuild.run(target, restart=restart, keep_old=keep_old, job_id=job_id)
+        if progress is not None:
+            total: int = await projector.pool.fetchval("SELECT count(*) FROM events")
+            rebuild.progress.listeners.append(lambda p: progress(p, total))
+        return await rebuild.run(target, restart=restart, keep_old=keep_old, job_id=job_id)
 
 
 async def run_queued_rebuilds(projector: Projector, settings: Settings,

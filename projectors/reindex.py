@@ -26,9 +26,9 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app import locks, reindex_jobs
-from app.positions import Checkpoint, LogPositions, PostgresCheckpoints, log_identity
-from app.readmodels import (
+from app.kernel import locks, reindex_jobs
+from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints, log_identity
+from app.kernel.readmodels import (
     dashboard_keys,
     dashboard_pointer,
     generation_counter,
@@ -38,7 +38,7 @@ from app.readmodels import (
     parse_checkpoint,
     resolve_index,
 )
-from app.reindex_jobs import RebuildRunning, Target
+from app.kernel.reindex_jobs import RebuildRunning, Target
 from projectors.bulk_load import load_search_index
 from projectors.dashboard_sink import CLAIM_SCRIPT, DashboardSink
 from projectors.documents import index_body

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from app import locks
-from app.positions import Checkpoint, log_identity
+from app.kernel import locks
+from app.kernel.positions import Checkpoint, log_identity
 from projectors import metrics
 from projectors.changes import Change, load_changes
 from projectors.log import ANY_SOURCE_ERROR, SOURCE_ERRORS, LoggedEvent, LogReader, Waiter

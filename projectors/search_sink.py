@@ -15,8 +15,8 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from app.positions import Checkpoint, PostgresCheckpoints
-from app.readmodels import IndexRef, next_index_name, resolve_index
+from app.kernel.positions import Checkpoint, PostgresCheckpoints
+from app.kernel.readmodels import IndexRef, next_index_name, resolve_index
 from projectors.changes import Change
 from projectors.documents import index_body, order_document
 from projectors.sinks import (

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.positions import Checkpoint
+from app.kernel.positions import Checkpoint
 from projectors.changes import Change
 
 

@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
+from app.kernel.pool import create_pool
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.settings import Settings
-from app.write.pool import create_pool
 from infra.migrate import migrate
 from tests.services import ServiceUrls, resolve
 

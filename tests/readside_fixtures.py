@@ -12,7 +12,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 from app.write.store import OrderStore
 from projectors.process import Projector, open_projector
 from projectors.runner import ProjectionConfig

@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 
 from app.domain import errors
 from app.domain.commands import CancelOrder, OrderLine, PlaceOrder, ShipOrder
+from app.kernel.readmodels import dashboard_keys, live_generation
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.readmodels import dashboard_keys, live_generation
-from app.settings import Settings
 from app.write import handlers
 from app.write.store import OrderStore
 

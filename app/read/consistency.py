@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from app.positions import Checkpoint, LogPositions
+from app.kernel.positions import Checkpoint, LogPositions
 from app.read.progress import Broadcast
 
 MAX_WAIT_MS = 5000

@@ -11,9 +11,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from app.domain.money import from_cents
-from app.positions import Checkpoint
+from app.kernel.positions import Checkpoint
+from app.kernel.readmodels import dashboard_checkpoint, dashboard_pointer, parse_checkpoint
 from app.read.progress import Broadcast
-from app.readmodels import dashboard_checkpoint, dashboard_pointer, parse_checkpoint
 
 SCRIPT = (Path(__file__).parent / "dashboard_read.lua").read_text()
 COUNTERS = ("placed", "cancelled", "shipped", "open")

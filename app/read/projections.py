@@ -9,8 +9,8 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.positions import Checkpoint, LogPositions, PostgresCheckpoints
-from app.readmodels import dashboard_checkpoint, search_checkpoint
+from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints
+from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
 
 SELECT_STATUS = """
 SELECT s.name, s.state, s.detail, s.owner, s.updated_at,

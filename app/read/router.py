@@ -23,8 +23,8 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from app.domain.money import amount_pattern
 from app.domain.order import StatusText
+from app.kernel.positions import Checkpoint
 from app.openapi import errors
-from app.positions import Checkpoint
 from app.read.consistency import MAX_WAIT_MS, ProjectionBehind, wait_until_applied
 from app.read.dashboard import DashboardNotBuilt
 from app.read.positioned import PositionedRoute

@@ -11,12 +11,12 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.positions import CHECKPOINT_CHANNEL, Checkpoint, LogPositions, PostgresCheckpoints
+from app.kernel.positions import CHECKPOINT_CHANNEL, Checkpoint, LogPositions, PostgresCheckpoints
+from app.kernel.readmodels import IndexRef, dashboard_channel, resolve_index
+from app.kernel.settings import Settings
 from app.read.dashboard import DashboardCache, DashboardReader
 from app.read.progress import Broadcast, listen_postgres, listen_redis
 from app.read.search import SearchReader
-from app.readmodels import IndexRef, dashboard_channel, resolve_index
-from app.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain.events import Event, OrderCancelled, OrderPlaced, OrderShipped
+from app.kernel.positions import NOTIFY_CHANNEL
 from app.write.store import (
     INSERT_EVENT,
     INSERT_LINES,
     INSERT_ORDER,
-    NOTIFY_CHANNEL,
     UPDATE_CANCELLED,
     UPDATE_SHIPPED,
     OrderStore,

@@ -15,13 +15,13 @@ from uuid import UUID
 
 import asyncpg
 
-from app import locks
 from app.domain import errors
 from app.domain.events import Event, OrderCancelled, OrderPlaced, OrderShipped, PlacedLine
 from app.domain.order import Order, Status
-from app.write.pool import POSTGRES_DOWN, unavailable_on_failure
+from app.kernel import locks
+from app.kernel.pool import POSTGRES_DOWN, unavailable_on_failure
+from app.kernel.positions import NOTIFY_CHANNEL
 
-NOTIFY_CHANNEL = "orders_events"
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 SELECT_ORDER = """

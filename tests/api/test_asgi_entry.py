@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 from tests.live import free_port
 from tests.reliability.test_shutdown_and_soak import _env
 from tests.support import eventually
@@ -20,7 +20,7 @@ ORDER: dict[str, Any] = {
 
 
 def _api(settings: Settings, port: int, **env: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "api", "--port", str(port),
+    return subprocess.Popen([sys.executable, "-m", "orders_cli.main", "api", "--port", str(port),
                              "--role", "write"], env={**_env(settings), **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -28,7 +28,7 @@ def _api(settings: Settings, port: int, **env: str) -> subprocess.Popen[bytes]:
 async def test_orders_api_honours_the_body_size_setting(settings: Settings,
                                                         clean_db: Any) -> None:
     port = free_port()
-    proc = _api(settings, port, MAX_BODY_BYTES="2000")
+    proc = _api(settings, port, ORDERS_MAX_BODY_BYTES="2000")
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
 

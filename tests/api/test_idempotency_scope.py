@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 
 KEYS = "shop:write:shop-key-123, till:write:till-key-456"
 ORDER: dict[str, Any] = {

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import asyncpg
 import pytest
 
-from app.positions import Checkpoint
+from app.kernel.positions import Checkpoint
 from app.write.store import OrderStore
 from projectors.changes import Change, load_changes
 from projectors.log import LogReader

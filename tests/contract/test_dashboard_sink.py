@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from app.positions import log_identity
-from app.settings import Settings
+from app.kernel.positions import log_identity
+from app.kernel.settings import Settings
 from projectors.dashboard_sink import DashboardSink
 from tests.contract.sink_contract import Harness, SinkContract
 from tests.support import redis_figures, sql_truth

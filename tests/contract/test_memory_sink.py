@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.positions import log_identity
+from app.kernel.positions import log_identity
 from projectors.memory_sink import InMemorySink, MemoryState, MemoryStore
 from tests.contract.sink_contract import Harness, SinkContract
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from app.positions import Checkpoint
+from app.kernel.positions import Checkpoint
 from app.write.store import OrderStore
 from projectors.log import Waiter
 from projectors.memory_sink import InMemorySink, MemoryStore

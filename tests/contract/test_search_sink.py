@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from app.positions import PostgresCheckpoints, log_identity
-from app.settings import Settings
+from app.kernel.positions import PostgresCheckpoints, log_identity
+from app.kernel.settings import Settings
 from projectors.search_sink import SearchIndexSink
 from tests.contract.sink_contract import Harness, SinkContract
 from tests.support import indexed_orders, sql_orders

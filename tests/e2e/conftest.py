@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.live import serve
 from tests.projection.conftest import RunProjector
 

@@ -24,9 +24,9 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.positions import LogPositions, PostgresCheckpoints
-from app.readmodels import dashboard_checkpoint, search_checkpoint
-from app.settings import Settings
+from app.kernel.positions import LogPositions, PostgresCheckpoints
+from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
+from app.kernel.settings import Settings
 from tests.support import (
     eventually,
     in_process_api,
@@ -47,7 +47,7 @@ def projector_env(settings: Settings) -> dict[str, str]:
 
 def spawn_projector(settings: Settings, batch_size: int = 200) -> subprocess.Popen[bytes]:
     """`orders project` as its own process, as deployed."""
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "project", "--batch-size",
+    return subprocess.Popen([sys.executable, "-m", "orders_cli.main", "project", "--batch-size",
                              str(batch_size), "--metrics-port", "0"],
                             env=projector_env(settings), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -24,9 +24,9 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.readmodels import live_generation, live_index
-from app.settings import Settings
-from app.write.pool import create_pool
+from app.kernel.pool import create_pool
+from app.kernel.readmodels import live_generation, live_index
+from app.kernel.settings import Settings
 from infra import native, stack
 from infra.migrate import migrate
 from tests.faults.harness import (

@@ -24,8 +24,8 @@ import asyncpg
 import httpx
 import pytest
 
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.live import serve
 from tests.readside_fixtures import RunProjector
 from tests.support import eventually

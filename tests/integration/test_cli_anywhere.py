@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import PROJECT_ENV_FILE
+from app.kernel.settings import PROJECT_ENV_FILE
 from tests.services import ServiceUrls
 
-ORDERS = [sys.executable, "-m", "app.cli"]
+ORDERS = [sys.executable, "-m", "orders_cli.main"]
 
 
 def _orders(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

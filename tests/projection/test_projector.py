@@ -13,9 +13,9 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app.domain import order as domain
-from app.positions import LogPositions, PostgresCheckpoints
-from app.readmodels import dashboard_checkpoint, search_checkpoint
-from app.settings import Settings
+from app.kernel.positions import LogPositions, PostgresCheckpoints
+from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
+from app.kernel.settings import Settings
 from app.write import handlers
 from app.write.store import OrderStore
 from tests.projection.conftest import RunProjector

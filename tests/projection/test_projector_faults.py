@@ -15,9 +15,9 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.positions import Checkpoint, PostgresCheckpoints, log_identity
-from app.readmodels import dashboard_checkpoint, search_checkpoint
-from app.settings import Settings
+from app.kernel.positions import Checkpoint, PostgresCheckpoints, log_identity
+from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
+from app.kernel.settings import Settings
 from app.write.store import OrderStore
 from projectors.changes import load_changes
 from projectors.dashboard_sink import DashboardSink
@@ -74,7 +74,7 @@ def _projector_env(settings: Settings) -> dict[str, str]:
 
 
 def _spawn(settings: Settings, batch_size: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "project", "--batch-size",
+    return subprocess.Popen([sys.executable, "-m", "orders_cli.main", "project", "--batch-size",
                              str(batch_size), "--metrics-port", "0"],
                             env=_projector_env(settings), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

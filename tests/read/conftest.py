@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from app.domain.commands import CancelOrder, OrderLine, PlaceOrder, ShipOrder
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from app.write import handlers
 from app.write.store import OrderStore
 from tests.projection.conftest import RunProjector

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 
+from app.kernel.positions import Checkpoint
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.positions import Checkpoint
 from app.read.dashboard import DashboardCache
 from app.read.progress import Broadcast
-from app.settings import Settings
 from app.write.store import OrderStore
 from tests.live import serve
 from tests.read.conftest import Seeded

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from app.positions import PostgresCheckpoints
-from app.readmodels import resolve_index
-from app.settings import Settings
+from app.kernel.positions import PostgresCheckpoints
+from app.kernel.readmodels import resolve_index
+from app.kernel.settings import Settings
 from projectors.documents import index_body
 from tests.read.conftest import PAGED, Seeded, ids_of
 

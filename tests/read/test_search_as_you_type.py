@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from app.domain.commands import CancelOrder, PlaceOrder, ShipOrder
+from app.kernel.settings import Settings
 from app.main import create_app
 from app.read.search import TextQuery, parse_text
-from app.settings import Settings
 from app.write import handlers
 from app.write.store import OrderStore
 from tests.read.conftest import DAY1, at, line

@@ -10,11 +10,11 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app import reindex_jobs
 from app.demo import generate
+from app.kernel import reindex_jobs
+from app.kernel.readmodels import live_generation, live_index
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.readmodels import live_generation, live_index
-from app.settings import Settings
 from app.write.store import OrderStore
 from projectors.process import open_projector, run_queued_rebuilds
 from projectors.reindex import Progress, Rebuild

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.auth import parse_keys
-from app.settings import Settings
+from app.kernel.settings import Settings
 from tests.readside_fixtures import RunProjector
 from tests.support import bearer, in_process_api
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 from infra import native, stack
 from tests.faults.harness import api as fault_api
 from tests.readside_fixtures import RunProjector

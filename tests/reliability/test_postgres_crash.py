@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from app.domain.errors import OrderNotFound
+from app.kernel.pool import create_pool
+from app.kernel.settings import Settings
 from app.main import create_app
-from app.settings import Settings
 from app.unavailable import ServiceUnavailable
-from app.write.pool import create_pool
 from app.write.store import OrderStore
 from infra.migrate import migrate
 from tests.live import serve

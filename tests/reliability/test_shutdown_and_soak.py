@@ -19,7 +19,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 from tests.projection.test_projector import assert_read_models_match, caught_up
 from tests.support import eventually
 
@@ -35,7 +35,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 @contextmanager
 def child(settings: Settings, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", *args], env=_env(settings),
+    proc = subprocess.Popen([sys.executable, "-m", "orders_cli.main", *args], env=_env(settings),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield proc

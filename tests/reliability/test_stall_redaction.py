@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 from tests.readside_fixtures import RunProjector
 from tests.support import bearer, eventually, in_process_api, write_orders
 

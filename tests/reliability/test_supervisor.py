@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.settings import Settings
+from app.kernel.settings import Settings
 from tests.live import free_port
 from tests.reliability.test_shutdown_and_soak import _env
 from tests.support import eventually
@@ -40,8 +40,8 @@ def children(pid: int) -> dict[str, int]:
                 state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
             except FileNotFoundError:
                 continue  # gone meanwhile
-            if state != "Z" and b"app.cli" in argv:
-                found[argv[argv.index(b"app.cli") + 1].decode()] = int(child)
+            if state != "Z" and b"orders_cli.main" in argv:
+                found[argv[argv.index(b"orders_cli.main") + 1].decode()] = int(child)
     return found
 
 
@@ -56,7 +56,8 @@ def alive(pid: int) -> bool:
 @contextmanager
 def orders_run(settings: Settings, port: int) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "run", "--port", str(port), "--metrics-port", "0"],
+        [sys.executable, "-m", "orders_cli.main", "run", "--port", str(port),
+         "--metrics-port", "0"],
         env=_env(settings), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True, start_new_session=True)
     try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from app.settings import Role, Settings
+from app.kernel.settings import Settings
 
 T = TypeVar("T")
 main = typer.Typer(help="CQRS read-scaling platform for order systems.", no_args_is_help=True)
@@ -20,7 +22,7 @@ def _settings() -> Settings:
     """The stack's settings, or one line on stderr saying what is missing and how to set it."""
     from pydantic import ValidationError
 
-    from app.settings import ENV_FILE_VARIABLE, PROJECT_ENV_FILE, env_file, load_settings
+    from app.kernel.settings import ENV_FILE_VARIABLE, PROJECT_ENV_FILE, env_file, load_settings
 
     found = env_file()
     if found is not None and not found.is_file():
@@ -84,10 +86,10 @@ def run(port: int = 8000, metrics_port: Annotated[int, typer.Option(
     import sys
 
     from app.logs import setup_logging
-    from app.supervisor import Child, supervise
+    from orders_cli.supervisor import Child, supervise
 
     setup_logging()
-    exe = [sys.executable, "-m", "app.cli"]  # this interpreter, whatever PATH holds
+    exe = [sys.executable, "-m", "orders_cli.main"]  # this interpreter, whatever PATH holds
     children = [Child("api", [*exe, "api", "--port", str(port)])]
     metrics = ["--metrics-port", str(metrics_port)]
     children += [Child(extra[0], [*exe, *extra, *(metrics if extra[0] == "project" else [])])
@@ -128,22 +130,12 @@ def status() -> None:
 
 
 async def _status(settings: Settings) -> list[dict[str, Any]]:
-    from elasticsearch import AsyncElasticsearch
-    from redis.asyncio import Redis
-
+    from app.kernel.bootstrap import clients
     from app.read.projections import projection_status
-    from app.write.pool import create_pool
 
-    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=5)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5)
-    try:
-        return await projection_status(pool, es, redis, settings.search_alias,
+    async with clients(settings, "cli") as c:
+        return await projection_status(c.pool, c.es, c.redis, settings.search_alias,
                                        settings.dashboard_namespace)
-    finally:
-        await pool.close()
-        await es.close()
-        await redis.aclose()
 
 
 @main.command()
@@ -162,10 +154,10 @@ async def _demo(settings: Settings, orders: int, days: int, seed: int) -> None:
     from rich.progress import Progress
 
     from app.demo import generate
-    from app.write.pool import create_pool
+    from app.kernel.bootstrap import open_pool
     from app.write.store import OrderStore
 
-    pool = await create_pool(settings.database_url, min_size=2, max_size=8, command_timeout=120)
+    pool = await open_pool(settings, "cli")
     started = time.perf_counter()
     try:
         with Progress() as bar:
@@ -179,6 +171,32 @@ async def _demo(settings: Settings, orders: int, days: int, seed: int) -> None:
                f"({events / elapsed:,.0f} events/s)")
 
 
+@contextlib.contextmanager
+def _progress_bar(title: str) -> Iterator[Callable[[Any, int], None]]:
+    """A terminal progress bar fed with a rebuild's progress and the log's length."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]:>8,.0f} ev/s docs {task.fields[docs]:,}"),
+               TimeRemainingColumn())
+    started = time.monotonic()
+    with Progress(*columns) as bar:
+        task = bar.add_task(title, total=None, rate=0.0, docs=0)
+
+        def show(p: Any, total: int) -> None:
+            rate = p.events_read / max(time.monotonic() - started, 1e-6)
+            bar.update(task, total=total, completed=p.events_read, docs=p.docs_written,
+                       rate=rate)
+
+        yield show
+
+
 @main.command()
 def reindex(
     target: Annotated[str, typer.Argument(help="search | dashboard")],
@@ -189,12 +207,13 @@ def reindex(
     """Rebuild a read model from the log with no downtime (resumes an unfinished one)."""
     if target not in ("search", "dashboard"):
         raise typer.BadParameter("target must be search or dashboard")
-    from app.runtime import tune_gc
+    from app.kernel.runtime import tune_gc
     from projectors.process import run_rebuild
 
     tune_gc()
-    job = asyncio.run(run_rebuild(_settings(), target, restart=restart,  # type: ignore[arg-type]
-                                  keep_old=keep_old, show_progress=True))
+    with _progress_bar(f"rebuild {target}") as show:
+        job = asyncio.run(run_rebuild(_settings(), target,  # type: ignore[arg-type]
+                                      restart=restart, keep_old=keep_old, progress=show))
     typer.echo(f"{target} rebuilt: {job['old_target']} -> {job['new_target']}, "
                f"{job['events_read']} events read, {job['docs_written']} documents written")
 
@@ -235,13 +254,6 @@ def stack_status() -> None:
 
     for name, ok in stack.status().items():
         typer.echo(f"{name:14} {'up' if ok else 'down'}")
-
-
-def role_from_env(value: str | None) -> Role:
-    """The API role named in the environment (`all` when unset)."""
-    if value in ("read", "write"):
-        return value  # type: ignore[return-value]
-    return "all"
 
 
 if __name__ == "__main__":

@@ -12,23 +12,28 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Role = Literal["all", "read", "write"]
 ENV_FILE_VARIABLE = "ORDERS_ENV_FILE"
 # `orders stack up` writes the URLs here, in the project the package was installed from.
-PROJECT_ENV_FILE = Path(__file__).resolve().parents[1] / ".stack" / "env"
+PROJECT_ENV_FILE = Path(__file__).resolve().parents[2] / ".stack" / "env"
 
 
 class Settings(BaseSettings):
-    """Read from the environment, then from `.stack/env` written by `orders stack up`."""
+    """Read from the environment, then from `.stack/env` written by `orders stack up`.
 
-    model_config = SettingsConfigDict(env_file=".stack/env", extra="ignore",
-                                      populate_by_name=True)
+    One naming scheme: the three service URLs keep their usual names (`DATABASE_URL`,
+    `ELASTICSEARCH_URL`, `REDIS_URL`); every other setting is `ORDERS_` + the field's name in
+    capitals (`ORDERS_API_ROLE`, `ORDERS_POOL_MAX_SIZE`, `ORDERS_MAX_BODY_BYTES`, ...).
+    """
 
-    database_url: str = Field(description="PostgreSQL DSN (asyncpg)")
-    elasticsearch_url: str = "http://127.0.0.1:59200"
-    redis_url: str = "redis://127.0.0.1:56379/0"
-    role: Role = "all"
-    admin_token: str | None = Field(default=None, alias="ORDERS_ADMIN_TOKEN", repr=False)
-    api_keys: str | None = Field(default=None, alias="ORDERS_API_KEYS", repr=False)
-    search_alias: str = Field(default="orders", alias="ORDERS_SEARCH_ALIAS")
-    dashboard_namespace: str = Field(default="orders", alias="ORDERS_DASHBOARD_NAMESPACE")
+    model_config = SettingsConfigDict(env_file=".stack/env", env_prefix="ORDERS_",
+                                      extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(alias="DATABASE_URL", description="PostgreSQL DSN (asyncpg)")
+    elasticsearch_url: str = Field(default="http://127.0.0.1:59200", alias="ELASTICSEARCH_URL")
+    redis_url: str = Field(default="redis://127.0.0.1:56379/0", alias="REDIS_URL")
+    role: Role = Field(default="all", alias="ORDERS_API_ROLE")
+    admin_token: str | None = Field(default=None, repr=False)
+    api_keys: str | None = Field(default=None, repr=False)
+    search_alias: str = "orders"
+    dashboard_namespace: str = "orders"
     pool_min_size: int = 2
     pool_max_size: int = 20
     command_timeout_s: float = 5.0

@@ -16,6 +16,9 @@ import asyncpg
 SELECT = """
 SELECT transaction_id::text AS tx, position, log_identity FROM projection_checkpoints
 WHERE name = $1"""
+# The two channels of the log: an append notifies NOTIFY_CHANNEL in its own statement; a
+# projection that moved its checkpoint notifies CHECKPOINT_CHANNEL (read-side waiters).
+NOTIFY_CHANNEL = "orders_events"
 CHECKPOINT_CHANNEL = "orders_checkpoints"
 # Forward only within one log; a checkpoint of another log (identity) is replaced outright.
 UPSERT = """

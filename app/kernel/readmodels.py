@@ -15,7 +15,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, NotFoundError
 from redis.asyncio import Redis
 
-from app.positions import Checkpoint, PostgresCheckpoints
+from app.kernel.positions import Checkpoint, PostgresCheckpoints
 
 
 @dataclass(frozen=True)
