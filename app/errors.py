@@ -1,39 +1,44 @@
-"""The error envelope `{"error": {"code", "message", "details"}}` for every failure.
+"""The HTTP edge of every failure: one status per error family, answered in the envelope.
 
-One handler covers the whole domain error tree (`app.domain.errors`); others cover request
-validation, unknown routes, unavailable dependencies and anything unexpected. The envelope's
-OpenAPI model and the per-route `responses=` helpers live in `app.openapi`.
+`STATUS` is the one mapping from the domain's error families (`app.domain.errors`) to HTTP
+statuses; other handlers cover request validation, unknown routes, a backing service that is
+down (`ServiceUnavailable`, and as a net the driver errors listed once in
+`app.kernel.unavailable`) and anything unexpected. The envelope itself is built by
+`app.envelope`; the per-route `responses=` helpers live in `app.openapi`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import elasticsearch as es_exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis import exceptions as redis_exceptions
 from starlette.exceptions import HTTPException
 
 from app import openapi
-from app.domain.errors import DomainError
-from app.kernel.pool import POSTGRES_DOWN
+from app.domain.errors import Conflict, DomainError, NotFound, RuleViolated, VersionConflict
+from app.envelope import response
+from app.kernel.unavailable import DOWN, NAMES, ServiceUnavailable, down_service
 from app.read.consistency import ProjectionBehind
 from app.read.dashboard import DashboardNotBuilt
 from app.read.search import BadCursor
-from app.unavailable import ServiceUnavailable
 
 log = logging.getLogger("orders.api")
 
 
-def envelope(status: int, code: str, message: str, details: Any = None,
-             headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """A JSON response in the error envelope."""
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return JSONResponse(body, status_code=status, headers=headers)
+STATUS: dict[type[DomainError], int] = {
+    NotFound: 404, RuleViolated: 422, Conflict: 409, VersionConflict: 412}
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status of a domain error: its nearest family's (400 for a bare DomainError)."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
 
 
 def _echo(value: Any, limit: int = 200) -> Any:
@@ -70,9 +75,6 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
                415: "unsupported_media_type"}
 
 
-_ES_UNAVAILABLE = (es_exceptions.ConnectionError, es_exceptions.ConnectionTimeout,
-                   es_exceptions.TransportError)
-_REDIS_UNAVAILABLE = (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)
 
 
 def install(app: FastAPI) -> None:
@@ -81,52 +83,52 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return envelope(exc.status, exc.code, exc.message, exc.details)
+        return response(status_of(exc), exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return envelope(422, "validation_error", "the request is not valid",
+        return response(422, "validation_error", "the request is not valid",
                         _validation_details(exc))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         unreadable = _body_unreadable(exc)
         if unreadable is not None:  # same answer as for malformed JSON
-            return envelope(422, "validation_error", unreadable,
+            return response(422, "validation_error", unreadable,
                             [{"loc": ["body"], "type": "json_invalid", "msg": unreadable}])
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return envelope(exc.status_code, code, str(exc.detail), None, exc.headers)
+        return response(exc.status_code, code, str(exc.detail), None, exc.headers)
 
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return envelope(503, "ServiceUnavailable", exc.message, {"service": exc.service},
+        return response(503, "ServiceUnavailable", exc.message, {"service": exc.service},
                         {"Retry-After": "1"})
 
     @app.exception_handler(DashboardNotBuilt)
     async def not_built(_: Request, exc: DashboardNotBuilt) -> JSONResponse:
-        return envelope(503, "ServiceUnavailable", str(exc), {"service": "redis"},
+        return response(503, "ServiceUnavailable", str(exc), {"service": "redis"},
                         {"Retry-After": "1", "X-Projection-Position": "0"})
 
     @app.exception_handler(ProjectionBehind)
     async def behind(_: Request, exc: ProjectionBehind) -> JSONResponse:
         details = {"projection": exc.projection, "required_position": exc.required,
                    "projection_position": exc.current}
-        return envelope(503, "ProjectionBehind", str(exc), details,
+        return response(503, "ProjectionBehind", str(exc), details,
                         {"Retry-After": "1", "X-Projection-Position": str(exc.current)})
 
     @app.exception_handler(BadCursor)
     async def bad_cursor(_: Request, exc: BadCursor) -> JSONResponse:
-        return envelope(422, "validation_error", str(exc), [{"loc": ["query", "cursor"]}])
+        return response(422, "validation_error", str(exc), [{"loc": ["query", "cursor"]}])
 
     @app.exception_handler(es_exceptions.ApiError)
     async def es_refused(_: Request, exc: es_exceptions.ApiError) -> JSONResponse:
         if exc.status_code == 404:  # no index yet: the projector has not started
-            return envelope(503, "ServiceUnavailable", "the search index does not exist yet",
+            return response(503, "ServiceUnavailable", "the search index does not exist yet",
                             {"service": "elasticsearch"}, {"Retry-After": "1"})
         if exc.status_code == 400:
-            return envelope(422, "validation_error", "the search could not be run",
+            return response(422, "validation_error", "the search could not be run",
                             {"reason": str(exc.message)[:300]})
-        return envelope(503, "ServiceUnavailable", "Elasticsearch refused the request",
+        return response(503, "ServiceUnavailable", "Elasticsearch refused the request",
                         {"service": "elasticsearch"}, {"Retry-After": "1"})
 
     async def dependency_down(request: Request, exc: Exception) -> JSONResponse:
@@ -134,19 +136,15 @@ def install(app: FastAPI) -> None:
 
     # Registered per class (not only on Exception), so these are answered in the exception
     # middleware and not re-raised to the server as crashes.
-    for cls in (*_ES_UNAVAILABLE, *_REDIS_UNAVAILABLE, *POSTGRES_DOWN):
-        app.add_exception_handler(cls, dependency_down)
+    for classes in DOWN.values():
+        for cls in classes:
+            app.add_exception_handler(cls, dependency_down)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, _ES_UNAVAILABLE):
-            return envelope(503, "ServiceUnavailable", "Elasticsearch is not available",
-                            {"service": "elasticsearch"}, {"Retry-After": "1"})
-        if isinstance(exc, _REDIS_UNAVAILABLE):
-            return envelope(503, "ServiceUnavailable", "Redis is not available",
-                            {"service": "redis"}, {"Retry-After": "1"})
-        if isinstance(exc, POSTGRES_DOWN):  # pool users outside the store (reads, admin)
-            return envelope(503, "ServiceUnavailable", "a backing service is not available",
-                            {"service": "postgres"}, {"Retry-After": "1"})
+        service = down_service(exc)  # a reader that let a driver error through
+        if service is not None:
+            return response(503, "ServiceUnavailable", f"{NAMES[service]} is not available",
+                            {"service": service}, {"Retry-After": "1"})
         log.exception("unhandled error")
-        return envelope(500, "internal_error", "an unexpected error occurred")
+        return response(500, "internal_error", "an unexpected error occurred")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -11,14 +10,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import envelope
 from app.logs import correlation_id
 
 REQUEST_ID_HEADER = "x-request-id"
 access_log = logging.getLogger("orders.access")
-
-
-def _envelope_bytes(code: str, message: str, details: Any = None) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message, "details": details}}).encode()
 
 
 # A JSON body may nest arrays and objects this deep; ours need 3. Deeper bodies would make
@@ -93,12 +89,12 @@ class BodyLimit:
         self.max_depth = max_depth
 
     def _too_large(self) -> _Refusal:
-        return _Refusal(413, _envelope_bytes(
+        return _Refusal(413, envelope.body_bytes(
             "payload_too_large", f"request bodies are limited to {self.max_bytes} bytes"))
 
     def _too_deep(self) -> _Refusal:
         message = f"the JSON body is nested deeper than {self.max_depth} levels"
-        return _Refusal(422, _envelope_bytes(
+        return _Refusal(422, envelope.body_bytes(
             "validation_error", message,
             [{"loc": ["body"], "type": "json_too_deep", "msg": message}]))
 

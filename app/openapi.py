@@ -1,7 +1,7 @@
 """The error envelope in OpenAPI: one model for every error answer, declared per route.
 
 FastAPI documents request validation failures with its own `HTTPValidationError` schema, but
-this API answers them in the envelope (see `app.errors`); `install` rewrites those references
+this API answers them in the envelope (`app.envelope`); `install` rewrites those references
 (and the `null` FastAPI adds to optional parameters) so that the published schema says what
 is actually sent and accepted.
 """
@@ -11,27 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+
+from app.envelope import ErrorEnvelope
 
 Responses = dict[int | str, dict[str, Any]]
-
-
-class ErrorBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(min_length=1, description="machine-readable, e.g. `validation_error`, "
-                                                "`OrderNotFound`, `ProjectionBehind`")
-    message: str = Field(min_length=1, description="for people")
-    details: Any = Field(description="structured context, or null; for `validation_error` "
-                                     "a list of `{loc, type, msg}`")
-
-
-class ErrorEnvelope(BaseModel):
-    """Every error answer: `{"error": {"code", "message", "details"}}`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    error: ErrorBody
 
 
 DESCRIPTIONS: dict[int, str] = {

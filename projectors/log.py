@@ -18,8 +18,8 @@ from uuid import UUID
 
 import asyncpg
 
-from app.kernel.pool import POSTGRES_DOWN
 from app.kernel.positions import NOTIFY_CHANNEL, Checkpoint, LogPositions
+from app.kernel.unavailable import POSTGRES_DOWN
 
 # Every failure of PostgreSQL that can pass (connection lost or refused, admin shutdown,
 # crash recovery, query cancelled, too many connections, a protocol state broken by a dropped

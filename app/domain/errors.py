@@ -1,13 +1,13 @@
-"""The domain's error tree; each class carries its HTTP status and error code.
+"""The domain's error tree; each class carries a stable error code, and nothing of HTTP.
 
     DomainError
-     ├── NotFound          404  (OrderNotFound)
-     ├── RuleViolated      422  (EmptyOrder, TooManyItems, IdempotencyKeyReused)
-     ├── Conflict          409  (CannotCancelShippedOrder, AlreadyCancelled,
-     │                           InvalidStatusForShipping)
-     └── VersionConflict   412  (If-Match mismatch, or a lost race on the same order)
+     ├── NotFound          (OrderNotFound)
+     ├── RuleViolated      (EmptyOrder, TooManyItems, IdempotencyKeyReused)
+     ├── Conflict          (CannotCancelShippedOrder, AlreadyCancelled,
+     │                      InvalidStatusForShipping, RebuildRunning)
+     └── VersionConflict   (If-Match mismatch, or a lost race on the same order)
 
-One exception handler in the API maps the whole tree to the error envelope.
+The HTTP edge (`app.errors`) maps each family to one status, in one table.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 
 class DomainError(Exception):
-    status: ClassVar[int] = 400
     code: ClassVar[str] = "DomainError"
 
     def __init__(self, message: str, details: Any = None) -> None:
@@ -26,19 +25,18 @@ class DomainError(Exception):
 
 
 class NotFound(DomainError):
-    status = 404
+    code = "NotFound"
 
 
 class RuleViolated(DomainError):
-    status = 422
+    code = "RuleViolated"
 
 
 class Conflict(DomainError):
-    status = 409
+    code = "Conflict"
 
 
 class VersionConflict(DomainError):
-    status = 412
     code = "VersionConflict"
 
 

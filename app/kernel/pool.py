@@ -1,40 +1,14 @@
 """The asyncpg pool, with a jsonb codec so call sites pass and get plain dicts.
 
-Also the one place that knows which driver errors mean "PostgreSQL is down, restarting or
-out of connections" rather than "this request is wrong": `POSTGRES_DOWN`, turned into
-`ServiceUnavailable` by `unavailable_on_failure()`.
+Which driver errors mean "PostgreSQL is down" is said once, in `app.kernel.unavailable`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-
-from app.unavailable import ServiceUnavailable
-
-# What a crash, restart, failover or overload of the server looks like from asyncpg: socket
-# errors and timeouts, a closed connection (InterfaceError, PostgresConnectionError), a
-# protocol left mid-operation by a dropped socket (InternalClientError: "cannot switch to
-# state ..."), admin shutdown / starting up / query cancelled (OperatorInterventionError) and
-# too many connections (InsufficientResourcesError), a standby not yet promoted during a
-# failover (ReadOnlySQLTransactionError).
-POSTGRES_DOWN: tuple[type[Exception], ...] = (
-    OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError, asyncpg.ReadOnlySQLTransactionError)
-
-
-@contextmanager
-def unavailable_on_failure() -> Iterator[None]:
-    """Raise `ServiceUnavailable` for any of `POSTGRES_DOWN` raised in the block."""
-    try:
-        yield
-    except POSTGRES_DOWN:
-        raise ServiceUnavailable("postgres", "PostgreSQL is not available") from None
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:

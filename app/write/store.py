@@ -19,8 +19,8 @@ from app.domain import errors
 from app.domain.events import Event, OrderCancelled, OrderPlaced, OrderShipped, PlacedLine
 from app.domain.order import Order, Status
 from app.kernel import locks
-from app.kernel.pool import POSTGRES_DOWN, unavailable_on_failure
 from app.kernel.positions import NOTIFY_CHANNEL
+from app.kernel.unavailable import POSTGRES_DOWN, unavailable_on_failure
 
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 

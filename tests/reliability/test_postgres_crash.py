@@ -23,8 +23,8 @@ import pytest
 from app.domain.errors import OrderNotFound
 from app.kernel.pool import create_pool
 from app.kernel.settings import Settings
+from app.kernel.unavailable import ServiceUnavailable
 from app.main import create_app
-from app.unavailable import ServiceUnavailable
 from app.write.store import OrderStore
 from infra.migrate import migrate
 from tests.live import serve
