@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 from app.domain import errors, order
 from app.domain.commands import CancelOrder, PlaceOrder, ShipOrder
 from app.domain.events import Event
-from app.write.store import IdempotencyRace, OrderStore, StoredResponse, WriteTx
+from app.write.ports import IdempotencyRace, OrderRepository, OrderTransaction, StoredResponse
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,10 @@ class CommandContext:
                 "idempotency_key": self.idempotency_key, "actor": self.actor}
 
 
-Decision = Callable[[WriteTx], Awaitable[StoredResponse]]
+Decision = Callable[[OrderTransaction], Awaitable[StoredResponse]]
 
 
-async def _run(store: OrderStore, ctx: CommandContext, decide: Decision) -> StoredResponse:
+async def _run(store: OrderRepository, ctx: CommandContext, decide: Decision) -> StoredResponse:
     # Two tries: the second only after a concurrent twin with our key committed first.
     for _ in range(2):
         try:
@@ -76,12 +76,12 @@ def _check_version(current: order.Order, ctx: CommandContext) -> None:
             {"expected": ctx.expected_version, "actual": current.version})
 
 
-async def place_order(store: OrderStore, cmd: PlaceOrder, ctx: CommandContext,
+async def place_order(store: OrderRepository, cmd: PlaceOrder, ctx: CommandContext,
                       order_id: UUID | None = None) -> StoredResponse:
     """Place a new order; 201 with its id, version and log position."""
     new_id = order_id or uuid4()
 
-    async def decide(tx: WriteTx) -> StoredResponse:
+    async def decide(tx: OrderTransaction) -> StoredResponse:
         event = order.place(cmd, new_id, ctx.now())
         position = await tx.append(event, 1, ctx.metadata())
         await tx.apply(event, 1)
@@ -95,11 +95,11 @@ async def place_order(store: OrderStore, cmd: PlaceOrder, ctx: CommandContext,
 Transition = Callable[[order.Order, datetime], Event]
 
 
-async def _change(store: OrderStore, ctx: CommandContext, order_id: UUID,
+async def _change(store: OrderRepository, ctx: CommandContext, order_id: UUID,
                   transition: Transition) -> StoredResponse:
     """Load and lock the order, check `If-Match`, decide, append and apply one event."""
 
-    async def decide(tx: WriteTx) -> StoredResponse:
+    async def decide(tx: OrderTransaction) -> StoredResponse:
         current = await tx.load(order_id, lock=True)
         _check_version(current, ctx)
         event = transition(current, ctx.now())
@@ -113,14 +113,14 @@ async def _change(store: OrderStore, ctx: CommandContext, order_id: UUID,
     return await _run(store, ctx, decide)
 
 
-async def cancel_order(store: OrderStore, cmd: CancelOrder,
+async def cancel_order(store: OrderRepository, cmd: CancelOrder,
                        ctx: CommandContext) -> StoredResponse:
     """Cancel a placed order."""
     return await _change(store, ctx, cmd.order_id,
                          lambda current, now: order.cancel(current, cmd, now))
 
 
-async def ship_order(store: OrderStore, cmd: ShipOrder, ctx: CommandContext) -> StoredResponse:
+async def ship_order(store: OrderRepository, cmd: ShipOrder, ctx: CommandContext) -> StoredResponse:
     """Ship a placed order."""
     return await _change(store, ctx, cmd.order_id,
                          lambda current, now: order.ship(current, cmd, now))

@@ -18,6 +18,7 @@ from app.domain.order import Order
 from app.openapi import errors
 from app.write import handlers
 from app.write.exact_json import ExactJsonRoute
+from app.write.ports import StoredResponse
 from app.write.schemas import (
     CancelOrderIn,
     LineOut,
@@ -27,7 +28,6 @@ from app.write.schemas import (
     PlaceOrderIn,
     ShipOrderIn,
 )
-from app.write.store import StoredResponse
 
 # Every write call: the API-key check (mounted in app.main), validation, PostgreSQL.
 router = APIRouter(tags=["write"], route_class=ExactJsonRoute, responses=errors(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 from uuid import UUID
 
@@ -21,6 +21,7 @@ from app.domain.order import Order, Status
 from app.kernel import locks
 from app.kernel.positions import NOTIFY_CHANNEL
 from app.kernel.unavailable import POSTGRES_DOWN, unavailable_on_failure
+from app.write.ports import IdempotencyRace, StoredResponse
 
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
@@ -59,14 +60,35 @@ INSERT INTO idempotency_keys (key, request_hash, response_status, response_body)
 VALUES ($1, $2, $3, $4)"""
 
 
-@dataclass(frozen=True)
-class StoredResponse:
-    status: int
-    body: dict[str, Any]
+@dataclass
+class WriteModelRows:
+    """The write-model rows a run of events produces, gathered per statement: the one
+    mapping from events to `orders`/`order_lines` rows, for single commands and bulk loads."""
 
+    orders: list[tuple[Any, ...]] = field(default_factory=list)
+    lines: list[tuple[Any, ...]] = field(default_factory=list)
+    cancels: list[tuple[Any, ...]] = field(default_factory=list)
+    ships: list[tuple[Any, ...]] = field(default_factory=list)
 
-class IdempotencyRace(Exception):
-    """Another request with the same key committed first; look it up again."""
+    def add(self, e: Event, version: int) -> None:
+        if isinstance(e, OrderPlaced):
+            self.orders.append((e.order_id, e.customer_id, e.customer_name, e.total,
+                                len(e.items), e.placed_at))
+            self.lines += [(e.order_id, n, li.sku, li.name, li.quantity, li.unit_price)
+                           for n, li in enumerate(e.items, start=1)]
+        elif isinstance(e, OrderCancelled):
+            self.cancels.append((e.order_id, version, e.cancelled_at, e.reason))
+        elif isinstance(e, OrderShipped):
+            self.ships.append((e.order_id, version, e.shipped_at, e.tracking_number))
+
+    async def write(self, conn: Conn) -> None:
+        """Run each statement that has rows (in this order: lines need their order)."""
+        for statement, rows in ((INSERT_ORDER, self.orders), (INSERT_LINES, self.lines),
+                                (UPDATE_CANCELLED, self.cancels), (UPDATE_SHIPPED, self.ships)):
+            if len(rows) == 1:
+                await conn.execute(statement, *rows[0])
+            elif rows:
+                await conn.executemany(statement, rows)
 
 
 def _order_from_rows(row: asyncpg.Record, lines: list[asyncpg.Record]) -> Order:
@@ -82,7 +104,7 @@ def _order_from_rows(row: asyncpg.Record, lines: list[asyncpg.Record]) -> Order:
 
 
 class WriteTx:
-    """One command's transaction: everything here commits together or not at all."""
+    """One command's transaction on PostgreSQL (an `OrderTransaction`)."""
 
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
@@ -115,19 +137,9 @@ class WriteTx:
 
     async def apply(self, event: Event, version: int) -> None:
         """Bring the normalized tables in line with the event just appended."""
-        if isinstance(event, OrderPlaced):
-            await self._conn.execute(INSERT_ORDER, event.order_id, event.customer_id,
-                                     event.customer_name, event.total, len(event.items),
-                                     event.placed_at)
-            await self._conn.executemany(INSERT_LINES, [
-                (event.order_id, n, li.sku, li.name, li.quantity, li.unit_price)
-                for n, li in enumerate(event.items, start=1)])
-        elif isinstance(event, OrderCancelled):
-            await self._conn.execute(UPDATE_CANCELLED, event.order_id, version,
-                                     event.cancelled_at, event.reason)
-        elif isinstance(event, OrderShipped):
-            await self._conn.execute(UPDATE_SHIPPED, event.order_id, version,
-                                     event.shipped_at, event.tracking_number)
+        rows = WriteModelRows()
+        rows.add(event, version)
+        await rows.write(self._conn)
 
     async def recall(self, key: str) -> tuple[str, StoredResponse] | None:
         """The request hash and response stored under an idempotency key, if any.
@@ -154,7 +166,7 @@ class WriteTx:
 
 
 class OrderStore:
-    """Opens write transactions on the pool."""
+    """Opens write transactions on the pool (an `OrderRepository`)."""
 
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
