@@ -85,8 +85,16 @@ def down() -> None:
     native.stop_postgres(layout)
 
 
+def _compose_status() -> dict[str, bool]:
+    running = subprocess.run(["docker", "compose", "ps", "--services", "--status", "running"],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+    return {service: service in running for service in SERVICES}
+
+
 def status() -> dict[str, bool]:
-    """Which services answer right now."""
+    """Which services run right now (under Compose when it runs them, else native)."""
+    if use_compose():
+        return _compose_status()
     layout = Layout.default()
     return {
         "postgres": native.postgres_running(layout),

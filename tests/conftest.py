@@ -16,7 +16,7 @@ from app.kernel.pool import create_pool
 from app.kernel.settings import Settings
 from app.main import create_app
 from infra.migrate import migrate
-from tests.services import ServiceUrls, resolve
+from tests.helpers.services import ServiceUrls, resolve
 
 # One database per test run, so parallel runs on one machine never share one.
 TEST_DATABASE = f"orders_test_{os.getpid()}"
@@ -86,7 +86,7 @@ async def client(settings: Settings, clean_db: Any) -> AsyncIterator[httpx.Async
 
 
 # Read-side fixtures (isolated alias and namespace per test, in-process projector).
-from tests.readside_fixtures import (  # noqa: E402
+from tests.helpers.readside_fixtures import (  # noqa: E402
     es,
     read_settings,
     redis,

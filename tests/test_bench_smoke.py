@@ -15,7 +15,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from redis import Redis
 
-from tests.services import ServiceUrls
+from tests.helpers.services import ServiceUrls
 
 ROOT = Path(__file__).resolve().parents[1]
 

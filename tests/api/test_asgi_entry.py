@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from app.kernel.settings import Settings
-from tests.live import free_port
+from tests.helpers.live import free_port
+from tests.helpers.support import eventually
 from tests.reliability.test_shutdown_and_soak import _env
-from tests.support import eventually
 
 ORDER: dict[str, Any] = {
     "customer_id": "cust-1",

@@ -16,7 +16,7 @@ from app.write.store import OrderStore
 from projectors.changes import Change, load_changes
 from projectors.log import LogReader
 from projectors.sinks import Sink, SinkGone, SinkMoved, SinkRewound
-from tests.support import eventually, write_orders
+from tests.helpers.support import eventually, write_orders
 
 START = Checkpoint.start()
 ANOTHER_LOG = "another-cluster/1"

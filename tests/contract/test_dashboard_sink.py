@@ -12,7 +12,7 @@ from app.kernel.positions import log_identity
 from app.kernel.settings import Settings
 from projectors.dashboard_sink import DashboardSink
 from tests.contract.sink_contract import Harness, SinkContract
-from tests.support import redis_figures, sql_truth
+from tests.helpers.support import redis_figures, sql_truth
 
 
 class DashboardHarness:

@@ -12,7 +12,7 @@ from app.write.store import OrderStore
 from projectors.log import Waiter
 from projectors.memory_sink import InMemorySink, MemoryStore
 from projectors.runner import Projection, ProjectionConfig
-from tests.support import write_orders
+from tests.helpers.support import write_orders
 
 QUICK = ProjectionConfig(batch_size=10, poll_interval_s=0.01, backoff_base_s=0.01,
                          backoff_max_s=0.05, recheck_s=0.0)

@@ -12,7 +12,7 @@ from app.kernel.positions import PostgresCheckpoints, log_identity
 from app.kernel.settings import Settings
 from projectors.search_sink import SearchIndexSink
 from tests.contract.sink_contract import Harness, SinkContract
-from tests.support import indexed_orders, sql_orders
+from tests.helpers.support import indexed_orders, sql_orders
 
 CHECKPOINTS = """
 SELECT name, transaction_id::text AS tx, position, log_identity FROM projection_checkpoints"""

@@ -15,7 +15,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from app.kernel.settings import Settings
 from app.main import create_app
-from tests.live import serve
+from tests.helpers.live import serve
 from tests.projection.conftest import RunProjector
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (infra/ensure-tools.sh installs it)

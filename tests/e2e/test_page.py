@@ -15,7 +15,7 @@ from playwright.async_api import Page, Route, expect
 
 from app.write.store import OrderStore
 from tests.e2e.conftest import Browsing, LiveServer
-from tests.support import eventually, write_orders
+from tests.helpers.support import eventually, write_orders
 
 expect.set_options(timeout=10_000)
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"

@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from app.kernel.positions import LogPositions, PostgresCheckpoints
 from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
 from app.kernel.settings import Settings
-from tests.support import (
+from tests.helpers.support import (
     eventually,
     in_process_api,
     indexed_orders,

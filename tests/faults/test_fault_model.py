@@ -3,7 +3,7 @@
 Every test ends by comparing every search document (version and status) and every dashboard
 counter with the write model, with the projector process that lived through the fault
 (nothing restarts it but the test that killed it), and with no answer but 2xx, 4xx and 503
-with `Retry-After`. PostgreSQL and Redis are private servers (tests/faults/private.py), so
+with `Retry-After`. PostgreSQL and Redis are private servers (tests/helpers/private_redis.py), so
 crashing, flushing and restoring them touches nothing else; Elasticsearch is the stack's
 own, each test on an alias of its own.
 """
@@ -35,10 +35,10 @@ from tests.faults.harness import (
     mixed_writes,
     spawn_projector,
 )
-from tests.faults.private import PrivateRedis
-from tests.private_postgres import PrivateCluster
-from tests.services import ServiceUrls
-from tests.support import eventually
+from tests.helpers.private_postgres import PrivateCluster
+from tests.helpers.private_redis import PrivateRedis
+from tests.helpers.services import ServiceUrls
+from tests.helpers.support import eventually
 
 pytestmark = pytest.mark.skipif(not native.redis_running(),
                                 reason="needs the native stack (orders stack up)")

@@ -26,9 +26,9 @@ import pytest
 
 from app.kernel.settings import Settings
 from app.main import create_app
-from tests.live import serve
-from tests.readside_fixtures import RunProjector
-from tests.support import eventually
+from tests.helpers.live import serve
+from tests.helpers.readside_fixtures import RunProjector
+from tests.helpers.support import eventually
 
 MAX_EXAMPLES = 25
 SEED = 1

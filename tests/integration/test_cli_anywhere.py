@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.kernel.settings import PROJECT_ENV_FILE
-from tests.services import ServiceUrls
+from tests.helpers.services import ServiceUrls
 
 ORDERS = [sys.executable, "-m", "orders_cli.main"]
 

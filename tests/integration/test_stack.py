@@ -13,7 +13,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from infra.versions import ELASTICSEARCH_VERSION, POSTGRES_MAJOR, REDIS_MAJOR
-from tests.services import ServiceUrls
+from tests.helpers.services import ServiceUrls
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.readside_fixtures import FAST, RunProjector
+from tests.helpers.readside_fixtures import FAST, RunProjector
 
 __all__ = ["FAST", "RunProjector"]

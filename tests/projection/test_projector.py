@@ -18,8 +18,7 @@ from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
 from app.kernel.settings import Settings
 from app.write import handlers
 from app.write.store import OrderStore
-from tests.projection.conftest import RunProjector
-from tests.support import (
+from tests.helpers.support import (
     ctx,
     eventually,
     indexed_orders,
@@ -29,6 +28,7 @@ from tests.support import (
     sql_truth,
     write_orders,
 )
+from tests.projection.conftest import RunProjector
 
 
 async def caught_up(pool: asyncpg.Pool[Any], es: AsyncElasticsearch, redis: Redis,

@@ -25,9 +25,7 @@ from projectors.documents import index_body
 from projectors.log import LogReader
 from projectors.process import open_projector
 from projectors.search_sink import SearchIndexSink
-from tests.projection.conftest import FAST, RunProjector
-from tests.projection.test_projector import assert_read_models_match, caught_up
-from tests.support import (
+from tests.helpers.support import (
     TcpProxy,
     eventually,
     indexed_orders,
@@ -35,6 +33,8 @@ from tests.support import (
     sql_truth,
     write_orders,
 )
+from tests.projection.conftest import FAST, RunProjector
+from tests.projection.test_projector import assert_read_models_match, caught_up
 
 Pool = Any
 

@@ -15,10 +15,10 @@ from app.main import create_app
 from app.read.dashboard import DashboardCache
 from app.read.progress import Broadcast
 from app.write.store import OrderStore
-from tests.live import serve
+from tests.helpers.live import serve
+from tests.helpers.readside_fixtures import RunProjector
+from tests.helpers.support import eventually, random_order, sql_truth
 from tests.read.conftest import Seeded
-from tests.readside_fixtures import RunProjector
-from tests.support import eventually, random_order, sql_truth
 
 ORDER = {"customer_id": "cust-z", "customer_name": "Zed",
          "items": [{"sku": "SKU-777", "name": "Grinder", "quantity": 1, "unit_price": "80.00"}]}
@@ -157,7 +157,7 @@ async def test_admin_projections_reports_position_head_and_lag(
     import random
 
     from app.write import handlers
-    from tests.support import ctx
+    from tests.helpers.support import ctx
 
     rng = random.Random(3)
     for n in range(5):

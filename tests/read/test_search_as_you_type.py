@@ -15,8 +15,8 @@ from app.main import create_app
 from app.read.search import TextQuery, parse_text
 from app.write import handlers
 from app.write.store import OrderStore
+from tests.helpers.readside_fixtures import RunProjector
 from tests.read.conftest import DAY1, at, line
-from tests.readside_fixtures import RunProjector
 
 ORDERS = {
     "ada_espresso": ("cust-1", "Ada Lovelace", [("SKU-1001", "Espresso beans 1kg")]),

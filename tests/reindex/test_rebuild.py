@@ -18,9 +18,9 @@ from app.main import create_app
 from app.write.store import OrderStore
 from projectors.process import open_projector, run_queued_rebuilds
 from projectors.reindex import Progress, Rebuild
+from tests.helpers.readside_fixtures import RunProjector
+from tests.helpers.support import eventually, write_orders
 from tests.projection.test_projector import assert_read_models_match, caught_up
-from tests.readside_fixtures import RunProjector
-from tests.support import eventually, write_orders
 
 Pool = Any
 

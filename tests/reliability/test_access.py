@@ -12,8 +12,8 @@ import pytest
 
 from app.auth import parse_keys
 from app.kernel.settings import Settings
-from tests.readside_fixtures import RunProjector
-from tests.support import bearer, in_process_api
+from tests.helpers.readside_fixtures import RunProjector
+from tests.helpers.support import bearer, in_process_api
 
 KEYS = "shop:write:shop-key-123, board:read:board-key-456, ops:read+write+admin:ops-key-789"
 ORDER = {"customer_id": "c1", "items": [{"sku": "S", "name": "n", "quantity": 1,

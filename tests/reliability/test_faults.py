@@ -18,7 +18,7 @@ import pytest
 from app.kernel.settings import Settings
 from infra import native, stack
 from tests.faults.harness import api as fault_api
-from tests.readside_fixtures import RunProjector
+from tests.helpers.readside_fixtures import RunProjector
 
 ORDER = {"customer_id": "c1", "items": [{"sku": "S", "name": "Tea", "quantity": 1,
                                          "unit_price": "1.00"}]}

@@ -1,6 +1,6 @@
 """A PostgreSQL crash or fast restart under concurrent commands: never a 500, no partial write.
 
-The cluster is a private one this module starts (tests/private_postgres.py); the API runs on
+The cluster is a private one this module starts (tests/helpers/private_postgres.py); the API runs on
 a real port with the write role. During each fault every answer must be a success, a 4xx, or
 a 503 with `Retry-After`; afterwards the API recovers by itself, every acknowledged write is
 there, and the event log and the orders table agree.
@@ -27,10 +27,10 @@ from app.kernel.unavailable import ServiceUnavailable
 from app.main import create_app
 from app.write.store import OrderStore
 from infra.migrate import migrate
-from tests.live import serve
-from tests.private_postgres import PrivateCluster, run_blocking
-from tests.services import ServiceUrls
-from tests.support import eventually
+from tests.helpers.live import serve
+from tests.helpers.private_postgres import PrivateCluster, run_blocking
+from tests.helpers.services import ServiceUrls
+from tests.helpers.support import eventually
 
 WRITERS = 16
 ROUNDS = 3  # one crash in flight did not always hit a command mid-statement

@@ -20,8 +20,8 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app.kernel.settings import Settings
+from tests.helpers.support import eventually
 from tests.projection.test_projector import assert_read_models_match, caught_up
-from tests.support import eventually
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "20"))
 
@@ -47,7 +47,7 @@ def child(settings: Settings, *args: str) -> Iterator[subprocess.Popen[bytes]]:
 
 @asynccontextmanager
 async def api_process(settings: Settings) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
-    from tests.live import free_port
+    from tests.helpers.live import free_port
 
     port = free_port()
     with child(settings, "api", "--port", str(port)) as proc:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from app.kernel.settings import Settings
-from tests.readside_fixtures import RunProjector
-from tests.support import bearer, eventually, in_process_api, write_orders
+from tests.helpers.readside_fixtures import RunProjector
+from tests.helpers.support import bearer, eventually, in_process_api, write_orders
 
 KEYS = "board:read:board-key-456, ops:read+admin:ops-key-789"
 SECRET = "s3cret-in-a-query"

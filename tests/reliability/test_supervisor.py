@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from app.kernel.settings import Settings
-from tests.live import free_port
+from tests.helpers.live import free_port
+from tests.helpers.support import eventually
 from tests.reliability.test_shutdown_and_soak import _env
-from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = {"customer_id": "c", "items": [{"sku": "S", "name": "n", "quantity": 1,

@@ -2,7 +2,7 @@
 
 It runs from the same Debian binary as the native stack, on a free loopback port, with its
 data in a temporary directory, so a fault here never touches the shared Redis other tests
-use. (The private PostgreSQL cluster is in tests/private_postgres.py.)
+use. (The private PostgreSQL cluster is in tests/helpers/private_postgres.py.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.live import free_port
+from tests.helpers.live import free_port
 
 
 def _wait(ready: object, seconds: float, what: str) -> None:

@@ -16,7 +16,7 @@ from app.kernel.settings import Settings
 from app.write.store import OrderStore
 from projectors.process import Projector, open_projector
 from projectors.runner import ProjectionConfig
-from tests.services import ServiceUrls
+from tests.helpers.services import ServiceUrls
 
 FAST = ProjectionConfig(batch_size=200, poll_interval_s=0.2, stall_after_s=1.0,
                         backoff_base_s=0.05, backoff_max_s=0.5, standby_poll_s=0.2)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from infra import native
-from tests.live import free_port
+from tests.helpers.live import free_port
 
 
 def _bindir() -> Path | None:

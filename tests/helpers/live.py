@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from fastapi import FastAPI
 
-from tests.support import eventually
+from tests.helpers.support import eventually
 
 
 @contextlib.asynccontextmanager
