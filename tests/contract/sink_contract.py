@@ -13,10 +13,9 @@ import pytest
 
 from app.kernel.positions import Checkpoint
 from app.write.store import OrderStore
-from projectors.changes import Change, load_changes
-from projectors.log import LogReader
+from projectors.changes import Change
 from projectors.sinks import Sink, SinkGone, SinkMoved, SinkRewound
-from tests.helpers.support import eventually, write_orders
+from tests.helpers.support import logged_changes, write_orders
 
 START = Checkpoint.start()
 ANOTHER_LOG = "another-cluster/1"
@@ -40,22 +39,6 @@ class Harness(Protocol):
 
     async def truth(self) -> Any:
         """What readers should see once every logged event was applied exactly once."""
-
-
-async def logged_changes(pool: asyncpg.Pool[Any]) -> list[Change]:
-    """Every event of the log as a Change, in log order (once the snapshot horizon, which
-    any open transaction on the server holds back, has passed all of them)."""
-    written: int = await pool.fetchval("SELECT count(*) FROM events")
-    reader = LogReader(pool)
-
-    async def readable() -> bool:
-        return len(await reader.read(START, 100_000)) == written
-
-    await eventually(readable, 30, "every event past the snapshot horizon")
-    batch = await reader.read(START, 100_000)
-    changes, poison = await load_changes(pool, batch)
-    assert poison is None and len(changes) == len(batch)
-    return changes
 
 
 def end(changes: list[Change]) -> Checkpoint:

@@ -17,11 +17,14 @@ from redis.asyncio import Redis
 
 from app.domain import errors
 from app.domain.commands import CancelOrder, OrderLine, PlaceOrder, ShipOrder
+from app.kernel.positions import Checkpoint
 from app.kernel.readmodels import dashboard_keys, live_generation
 from app.kernel.settings import Settings
 from app.main import create_app
 from app.write import handlers
 from app.write.store import OrderStore
+from projectors.changes import Change, load_changes
+from projectors.log import LogReader
 
 SKUS = [("SKU-100", "Espresso beans"), ("SKU-200", "Ceramic mug"), ("SKU-300", "Milk frother"),
         ("SKU-400", "Paper filters"), ("SKU-500", "Kettle")]
@@ -197,3 +200,19 @@ class TcpProxy:
             dst.close()
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def logged_changes(pool: asyncpg.Pool[Any]) -> list[Change]:
+    """Every event of the log as a Change, in log order (once the snapshot horizon, which
+    any open transaction on the server holds back, has passed all of them)."""
+    written: int = await pool.fetchval("SELECT count(*) FROM events")
+    reader = LogReader(pool)
+
+    async def readable() -> bool:
+        return len(await reader.read(Checkpoint.start(), 100_000)) == written
+
+    await eventually(readable, 30, "every event past the snapshot horizon")
+    batch = await reader.read(Checkpoint.start(), 100_000)
+    changes, poison = await load_changes(pool, batch)
+    assert poison is None and len(changes) == len(batch)
+    return changes
