@@ -88,7 +88,10 @@ async def test_sigterm_stops_the_projector_without_losing_or_repeating_work(
 
     await generate(OrderStore(clean_db), 6000, seed=8)
     with child(read_settings, "project", "--batch-size", "200", "--metrics-port", "0") as proc:
-        await asyncio.sleep(2.5)
+        async def projecting() -> bool:  # signal handlers are in place once it projects
+            return bool(await clean_db.fetchval(
+                "SELECT count(*) FROM projection_status WHERE state = 'catching_up'"))
+        await eventually(projecting, 60, "projecting")
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 30) == 0
