@@ -53,12 +53,13 @@ async def api_process(settings: Settings) -> AsyncIterator[tuple[str, subprocess
     with child(settings, "api", "--port", str(port)) as proc:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base) as http:
-            for _ in range(100):
+            async def answers() -> bool:
                 try:
-                    if (await http.get("/health")).status_code in (200, 503):
-                        break
+                    return (await http.get("/health")).status_code in (200, 503)
                 except httpx.HTTPError:
                     await asyncio.sleep(0.1)
+                    return False
+            await eventually(answers, 60, "the API answering")
         yield base, proc
 
 
