@@ -135,7 +135,7 @@ async def _status(settings: Settings) -> list[dict[str, Any]]:
     from app.write.pool import create_pool
 
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
-    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=5)
+    es = AsyncElasticsearch(settings.elasticsearch_hosts, request_timeout=5)
     redis = Redis.from_url(settings.redis_url, socket_timeout=5)
     try:
         return await projection_status(pool, es, redis, settings.search_alias,

@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
                                  max_size=config.pool_max_size,
                                  command_timeout=config.command_timeout_s,
                                  session_state=False)  # the API leaves none behind
-        es = AsyncElasticsearch(config.elasticsearch_url, request_timeout=10)
+        es = AsyncElasticsearch(config.elasticsearch_hosts, request_timeout=10)
         redis = Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=2)
         app.state.services = Services(config, pool, es, redis, OrderStore(pool))
         app.state.auth = Authenticator(parse_keys(config.api_keys), config.admin_token)

@@ -97,7 +97,7 @@ async def open_bench() -> AsyncIterator[Bench]:
     settings = base.model_copy(update={"database_url": dsn, "search_alias": ALIAS,
                                        "dashboard_namespace": NAMESPACE})
     pool = await create_pool(dsn, min_size=2, max_size=40, command_timeout=300)
-    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=120)
+    es = AsyncElasticsearch(settings.elasticsearch_hosts, request_timeout=120)
     redis = Redis.from_url(settings.redis_url)
     bench = Bench(settings, pool, es, redis)
     try:

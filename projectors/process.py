@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from app import reindex_jobs
 from app.positions import PostgresCheckpoints
+from app.readmodels import SearchIndexOptions
 from app.reindex_jobs import Target
 from app.runtime import tune_gc
 from app.settings import Settings
@@ -64,12 +65,13 @@ async def open_projector(settings: Settings, config: ProjectionConfig | None = N
     """Open the clients, build the search and dashboard projections, close on exit."""
     pool = await create_pool(settings.database_url, min_size=2, max_size=8,
                              command_timeout=30)
-    es = AsyncElasticsearch(settings.elasticsearch_url, request_timeout=30)
+    es = AsyncElasticsearch(settings.elasticsearch_hosts, request_timeout=30)
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=3)
     notifier = LogNotifier(settings.database_url)
     projector = Projector(pool, es, redis, notifier)
     sinks: list[Sink] = [
-        SearchIndexSink(es, PostgresCheckpoints(pool), alias=settings.search_alias),
+        SearchIndexSink(es, PostgresCheckpoints(pool), alias=settings.search_alias,
+                        options=SearchIndexOptions.of(settings)),
         DashboardSink(redis, namespace=settings.dashboard_namespace)]
     for sink in sinks:
         if only is None or sink.name in only:
@@ -108,7 +110,8 @@ async def run_rebuild(settings: Settings, target: Target, *, restart: bool = Fal
     """Run one rebuild to the end (the CLI shows a progress bar)."""
     async with open_projector(settings, only=set()) as projector:
         rebuild = Rebuild(projector.pool, projector.es, projector.redis,
-                          settings.search_alias, settings.dashboard_namespace)
+                          settings.search_alias, settings.dashboard_namespace,
+                          options=SearchIndexOptions.of(settings))
         if not show_progress:
             return await rebuild.run(target, restart=restart, keep_old=keep_old, job_id=job_id)
         from rich.progress import (
@@ -139,7 +142,7 @@ async def run_queued_rebuilds(projector: Projector, settings: Settings,
                               stop: asyncio.Event) -> None:
     """Run rebuilds queued through `POST /admin/reindex`, one at a time, until `stop`."""
     rebuild = Rebuild(projector.pool, projector.es, projector.redis, settings.search_alias,
-                      settings.dashboard_namespace)
+                      settings.dashboard_namespace, options=SearchIndexOptions.of(settings))
     while not stop.is_set():
         try:
             job = await reindex_jobs.next_queued(projector.pool)
