@@ -25,6 +25,8 @@ NODE_COUNT = 3
 HTTP_BASE = 59210  # nodes answer on 59211..59213; the single node keeps 59200
 TRANSPORT_BASE = 59310  # 59311..59313; the single node keeps 59300
 HEAP = "384m"
+# Generous: three JVMs starting side by side on two busy cores take minutes, not seconds.
+START_WITHIN_S = 300
 GREEN_WITHIN_S = 180
 
 
@@ -155,8 +157,12 @@ def start_nodes(layout: Layout, nodes: tuple[EsNode, ...] = NODES) -> None:
     _ensure_home(layout)
     launching = {node: _launch(layout, node) for node in nodes if node_pid(layout, node) is None}
     for node, process in launching.items():
-        output, _ = process.communicate(timeout=180)
         startup = node.home(layout) / "startup.log"
+        try:
+            output, _ = process.communicate(timeout=START_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            raise StackError(f"Elasticsearch node {node.name} did not start within "
+                             f"{START_WITHIN_S}s; see {node.home(layout) / 'logs'}") from None
         startup.write_text(output)
         if process.returncode != 0:
             raise StackError(f"Elasticsearch node {node.name} did not start; see {startup} and "

@@ -163,8 +163,12 @@ class SearchIndexSink:
         if latest:
             result = await self._bulk(list(latest.values()))
             async with _unavailable():
-                await self.es.indices.refresh(index=self.index)
+                refreshed = await self.es.indices.refresh(index=self.index)
                 written = await resolve_index(self.es, self.index)
+            # A copy that failed to refresh (its node dying) may be the one promoted next.
+            if refreshed["_shards"].get("failed", 0):
+                raise SinkUnavailable(f"refresh of {self.index} failed on "
+                                      f"{refreshed['_shards']['failed']} shard copies")
             # A bulk into a deleted index creates a new one: never checkpoint that.
             if written is None or self.ref is None or written.uuid != self.ref.uuid:
                 raise SinkGone(f"index {self.index} was replaced while a batch was written")
