@@ -68,12 +68,20 @@ def urls() -> str:
 
 
 def _get(url: str, timeout: float = 5) -> dict[str, object] | None:
+    """The JSON a node answers, also with an error status (a health wait that timed out is
+    408 with the health in its body); None when no node answers."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            body: dict[str, object] = json.loads(response.read())
-            return body
-    except (urllib.error.URLError, OSError, ValueError):
+            raw = response.read()
+    except urllib.error.HTTPError as refused:
+        raw = refused.read()
+    except (urllib.error.URLError, OSError):
         return None
+    try:
+        body: dict[str, object] = json.loads(raw)
+    except ValueError:
+        return None
+    return body
 
 
 def node_pid(layout: Layout, node: EsNode) -> int | None:
