@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ENV    := set -a; . ./.stack/env; set +a;
 
-.PHONY: run test stack lint bench bench-quick tools clean-stack docker-images test-docker
+.PHONY: run test stack lint bench bench-quick tools clean-stack docker-images test-docker \
+	stack-cluster test-cluster
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +38,18 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: tools stack lint
-	$(ENV) $(BIN)/pytest
+	$(ENV) $(BIN)/pytest --ignore=tests/cluster
+	$(MAKE) test-cluster
 	$(MAKE) test-docker
+
+# The cluster stack (three Elasticsearch nodes, a six-node Redis Cluster) beside the single
+# one; its URLs go to .stack/cluster.env. The cluster suite starts or reuses it itself.
+stack-cluster: stack
+	$(BIN)/orders stack up --cluster
+
+test-cluster: stack
+	@started=$$(date +%s); $(ENV) $(BIN)/pytest tests/cluster \
+	  && echo "test-cluster: passed in $$(( $$(date +%s) - started ))s"
 
 # Local images from Debian's packages and the Elasticsearch zip (infra/docker/images.sh);
 # starts dockerd when none answers. Cached: unchanged images are not rebuilt.
@@ -69,4 +80,5 @@ run: stack
 	$(ENV) $(BIN)/orders run
 
 clean-stack: $(STAMP)
+	$(BIN)/orders stack down --cluster
 	$(BIN)/orders stack down

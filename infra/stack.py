@@ -6,7 +6,9 @@ Docker tests, and the native stack stays the default).
 
 `up()` is idempotent (a second call reuses what runs), waits until each service answers,
 prints the URLs and writes them to `.stack/env`, which the Makefile, the app and the tests
-read.
+read. `up(cluster=True)` starts the cluster stack instead (native only): the same PostgreSQL
+and Redis, plus a three-node Elasticsearch cluster and a six-node Redis Cluster, and writes
+its URLs to `.stack/cluster.env`; `.stack/env` and the single-node services are untouched.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from infra import native
+from infra import es_cluster, native, redis_cluster
 from infra.native import Layout, StackError
 
 ENV_FILE = Path(".stack/env")
+CLUSTER_ENV_FILE = Path(".stack/cluster.env")
 SERVICES = ("postgres", "redis", "elasticsearch")
+# What the cluster stack's env file sets beside the URLs: a replicated search index.
+CLUSTER_SEARCH = {"ORDERS_SEARCH_SHARDS": "3", "ORDERS_SEARCH_REPLICAS": "1"}
 
 
 def docker_available() -> bool:
@@ -64,9 +69,30 @@ def _native_up(layout: Layout) -> dict[str, str]:
     return urls
 
 
-def up(env_file: Path = ENV_FILE) -> dict[str, str]:
+def _cluster_up(layout: Layout) -> dict[str, str]:
+    native.ensure_service_user(layout)
+    started = time.monotonic()
+    print("starting PostgreSQL and Redis (shared with the single-node stack) ...", flush=True)
+    urls = {"DATABASE_URL": native.start_postgres(layout),
+            "REDIS_URL": native.start_redis(layout)}
+    print(f"starting {es_cluster.NODE_COUNT} Elasticsearch nodes ...", flush=True)
+    es_cluster.start_nodes(layout)
+    print(f"starting a Redis Cluster of {len(redis_cluster.PORTS)} nodes ...", flush=True)
+    redis_cluster.start(layout)
+    urls |= {"ELASTICSEARCH_URL": es_cluster.urls(),
+             "REDIS_CLUSTER_NODES": redis_cluster.nodes(), **CLUSTER_SEARCH}
+    print(f"cluster stack ready in {time.monotonic() - started:.1f}s "
+          f"(state in {layout.state / 'cluster'})")
+    return urls
+
+
+def up(env_file: Path | None = None, cluster: bool = False) -> dict[str, str]:
     """Start every service (reusing running ones), write the env file, return the URLs."""
-    urls = _compose_up() if use_compose() else _native_up(Layout.default())
+    if cluster:
+        urls = _cluster_up(Layout.default())
+    else:
+        urls = _compose_up() if use_compose() else _native_up(Layout.default())
+    env_file = env_file or (CLUSTER_ENV_FILE if cluster else ENV_FILE)
     env_file.parent.mkdir(parents=True, exist_ok=True)
     env_file.write_text("".join(f"{key}={value}\n" for key, value in urls.items()))
     for key, value in urls.items():
@@ -74,8 +100,13 @@ def up(env_file: Path = ENV_FILE) -> dict[str, str]:
     return urls
 
 
-def down() -> None:
-    """Stop every service; data stays on disk for the next `up`."""
+def down(cluster: bool = False) -> None:
+    """Stop every service; data stays on disk for the next `up`. With `cluster`, only the
+    cluster's Elasticsearch and Redis nodes (PostgreSQL and Redis serve the single stack)."""
+    if cluster:
+        es_cluster.stop_nodes(Layout.default())
+        redis_cluster.stop()
+        return
     if use_compose():
         subprocess.run(["docker", "compose", "down"], check=True)
         return
@@ -91,11 +122,19 @@ def _compose_status() -> dict[str, bool]:
     return {service: service in running for service in SERVICES}
 
 
-def status() -> dict[str, bool]:
-    """Which services run right now (under Compose when it runs them, else native)."""
-    if use_compose():
+def status(cluster: bool = False) -> dict[str, bool]:
+    """Which services run right now: under Compose when it runs them, else native (with
+    `cluster`, each node of the cluster stack)."""
+    if use_compose() and not cluster:
         return _compose_status()
     layout = Layout.default()
+    if cluster:
+        found = {node.name: es_cluster.node_answers(node) for node in es_cluster.NODES}
+        found["elasticsearch-cluster"] = es_cluster.cluster_ready()
+        found |= {f"redis-{port}": redis_cluster.node_running(port)
+                  for port in redis_cluster.PORTS}
+        found["redis-cluster"] = redis_cluster.cluster_ready()
+        return found
     return {
         "postgres": native.postgres_running(layout),
         "redis": native.redis_running(),
@@ -129,4 +168,5 @@ def start(service: str) -> None:
         raise ValueError(f"unknown service {service!r}; one of {SERVICES}")
 
 
-__all__ = ["ENV_FILE", "SERVICES", "StackError", "down", "start", "status", "stop", "up"]
+__all__ = ["CLUSTER_ENV_FILE", "ENV_FILE", "SERVICES", "StackError", "down", "start", "status",
+           "stop", "up"]

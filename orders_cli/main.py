@@ -227,32 +227,37 @@ def migrate() -> None:
     typer.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 
+CLUSTER_OPTION = typer.Option(
+    "--cluster", help="the cluster stack: three Elasticsearch nodes and a six-node Redis "
+                      "Cluster beside PostgreSQL (URLs in .stack/cluster.env)")
+
+
 @stack_cli.command("up")
-def stack_up() -> None:
+def stack_up(cluster: Annotated[bool, CLUSTER_OPTION] = False) -> None:
     """Start PostgreSQL, Redis and Elasticsearch (reusing running ones)."""
     from infra import stack
 
     try:
-        stack.up()
+        stack.up(cluster=cluster)
     except stack.StackError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
 
 @stack_cli.command("down")
-def stack_down() -> None:
+def stack_down(cluster: Annotated[bool, CLUSTER_OPTION] = False) -> None:
     """Stop the stack; data stays for the next `up`."""
     from infra import stack
 
-    stack.down()
+    stack.down(cluster=cluster)
 
 
 @stack_cli.command("status")
-def stack_status() -> None:
+def stack_status(cluster: Annotated[bool, CLUSTER_OPTION] = False) -> None:
     """Which services answer."""
     from infra import stack
 
-    for name, ok in stack.status().items():
+    for name, ok in stack.status(cluster=cluster).items():
         typer.echo(f"{name:14} {'up' if ok else 'down'}")
 
 

@@ -9,13 +9,18 @@ from typing import Any
 
 from app.domain.money import cents as cents  # the dashboard sink's cents too
 from app.domain.order import Order
+from app.kernel.readmodels import SearchIndexOptions
 
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "infra" / "elasticsearch" / "orders.json"
 
 
-def index_body() -> dict[str, Any]:
-    """Settings and mappings of an `orders-vN` index (from infra/elasticsearch)."""
+def index_body(options: SearchIndexOptions | None = None) -> dict[str, Any]:
+    """Settings and mappings of an `orders-vN` index (from infra/elasticsearch), with the
+    shards and replicas of `options`."""
     body: dict[str, Any] = json.loads(MAPPING_FILE.read_text())
+    options = options or SearchIndexOptions()
+    body["settings"] |= {"number_of_shards": options.shards,
+                         "number_of_replicas": options.replicas}
     return body
 
 

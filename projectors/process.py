@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from app.kernel import reindex_jobs
 from app.kernel.bootstrap import Kind, connect
 from app.kernel.positions import PostgresCheckpoints
+from app.kernel.readmodels import SearchIndexOptions
 from app.kernel.reindex_jobs import Target
 from app.kernel.runtime import tune_gc
 from app.kernel.settings import Settings
@@ -67,7 +68,8 @@ async def open_projector(settings: Settings, config: ProjectionConfig | None = N
     notifier = LogNotifier(settings.database_url)
     projector = Projector(pool, es, redis, notifier)
     sinks: list[Sink] = [
-        SearchIndexSink(es, PostgresCheckpoints(pool), alias=settings.search_alias),
+        SearchIndexSink(es, PostgresCheckpoints(pool), alias=settings.search_alias,
+                        options=SearchIndexOptions.of(settings)),
         DashboardSink(redis, namespace=settings.dashboard_namespace)]
     for sink in sinks:
         if only is None or sink.name in only:
@@ -104,7 +106,8 @@ async def run_rebuild(settings: Settings, target: Target, *, restart: bool = Fal
     """Run one rebuild to the end; `progress(p, total)` hears every step (the CLI's bar)."""
     async with open_projector(settings, only=set(), kind="rebuild") as projector:
         rebuild = Rebuild(projector.pool, projector.es, projector.redis,
-                          settings.search_alias, settings.dashboard_namespace)
+                          settings.search_alias, settings.dashboard_namespace,
+                          options=SearchIndexOptions.of(settings))
         if progress is not None:
             total: int = await projector.pool.fetchval("SELECT count(*) FROM events")
             rebuild.progress.listeners.append(lambda p: progress(p, total))
@@ -115,7 +118,7 @@ async def run_queued_rebuilds(projector: Projector, settings: Settings,
                               stop: asyncio.Event) -> None:
     """Run rebuilds queued through `POST /admin/reindex`, one at a time, until `stop`."""
     rebuild = Rebuild(projector.pool, projector.es, projector.redis, settings.search_alias,
-                      settings.dashboard_namespace)
+                      settings.dashboard_namespace, options=SearchIndexOptions.of(settings))
     while not stop.is_set():
         try:
             job = await reindex_jobs.next_queued(projector.pool)

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from app.kernel import locks, reindex_jobs
 from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints, log_identity
 from app.kernel.readmodels import (
+    SearchIndexOptions,
     dashboard_keys,
     dashboard_pointer,
     generation_counter,
@@ -54,6 +55,7 @@ ORDER BY transaction_id DESC, position DESC LIMIT 1"""
 CATCH_UP = ProjectionConfig(batch_size=5000, poll_interval_s=0.1, skip_poison=True)
 HANDOVER_LAG = 100  # catch up in batches until this close, then swap when at least as far
 HANDOVER_WAIT_S = 15.0
+REPLICAS_WAIT_S = 120
 # Repoint only when the new generation is at least as far as the live one, in one step.
 SWAP_DASHBOARD = """
 local function key(tx, pos) return string.format('%030s%030s', tx or '0', pos or '0') end
@@ -88,6 +90,7 @@ class Rebuild:
     alias: str
     namespace: str
     progress: Progress = field(default_factory=Progress)
+    options: SearchIndexOptions = field(default_factory=SearchIndexOptions)
 
     async def run(self, target: Target, *, restart: bool = False, keep_old: bool = False,
                   job_id: uuid.UUID | None = None) -> dict[str, Any]:
@@ -194,7 +197,8 @@ class Rebuild:
             old = await live_index(self.es, self.alias)
             new = await next_index_name(self.es, self.alias)
             horizon = await self._horizon()
-            body = index_body()
+            body = index_body(self.options)
+            # Replicas come once loaded: copying the finished segments beats indexing twice.
             loading = {**body["settings"], "number_of_replicas": 0, "refresh_interval": "-1"}
             await self.es.indices.create(index=new, settings=loading,
                                          mappings=body["mappings"])
@@ -215,11 +219,10 @@ class Rebuild:
             await PostgresCheckpoints(self.pool).save(
                 ref.checkpoint_name, Checkpoint(int(job["start_tx"]), job["start_position"]),
                 (await log_identity(self.pool)).key)
-            await self.es.indices.put_settings(index=new_index, settings={
-                "refresh_interval": index_body()["settings"]["refresh_interval"]})
-            await self.es.indices.refresh(index=new_index)
+            await self._serving_settings(new_index)
             await reindex_jobs.update(self.pool, job_id, state="catching_up")
-        sink = SearchIndexSink(self.es, PostgresCheckpoints(self.pool), self.alias, new_index)
+        sink = SearchIndexSink(self.es, PostgresCheckpoints(self.pool), self.alias, new_index,
+                               self.options)
         sink.name = f"reindex:{new_index}"
         sink.batch_interval_s = 0.0  # chasing the live side: no pause between short batches
         if job["state"] != "swapping":
@@ -228,6 +231,21 @@ class Rebuild:
             while (behind := await self._swap_search(sink)) is not None:
                 await self._catch_up(sink, projection, until=behind)
         await self._retire("search", job["old_target"], new_index, job["keep_old"])
+
+    async def _serving_settings(self, index: str) -> None:
+        """Give a loaded index its replicas and refresh interval, and wait (bounded) for the
+        replicas to be copied; a node down meanwhile only delays them, so the rebuild goes on
+        and Elasticsearch completes them when it can."""
+        serving = index_body(self.options)["settings"]
+        await self.es.indices.put_settings(index=index, settings={
+            "refresh_interval": serving["refresh_interval"],
+            "number_of_replicas": serving["number_of_replicas"]})
+        await self.es.indices.refresh(index=index)
+        health = await self.es.cluster.health(index=index, wait_for_status="green",
+                                              timeout=f"{REPLICAS_WAIT_S}s")
+        if health["timed_out"]:
+            log.warning("index %s is %s after %ss: its replicas are still being allocated",
+                        index, health["status"], REPLICAS_WAIT_S)
 
     async def _swap_search(self, sink: SearchIndexSink) -> Checkpoint | None:
         """Swap the alias in ONE `_aliases` call, only when the new index is at least as

@@ -16,7 +16,7 @@ from typing import Any
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from app.kernel.positions import Checkpoint, PostgresCheckpoints
-from app.kernel.readmodels import IndexRef, next_index_name, resolve_index
+from app.kernel.readmodels import IndexRef, SearchIndexOptions, next_index_name, resolve_index
 from projectors.changes import Change
 from projectors.documents import index_body, order_document
 from projectors.sinks import (
@@ -44,8 +44,10 @@ class SearchIndexSink:
     batch_interval_s = 0.1  # every batch ends in a refresh: at most ten a second when live
 
     def __init__(self, es: AsyncElasticsearch, checkpoints: PostgresCheckpoints,
-                 alias: str = "orders", index: str | None = None) -> None:
+                 alias: str = "orders", index: str | None = None,
+                 options: SearchIndexOptions | None = None) -> None:
         self.es = es
+        self.options = options or SearchIndexOptions()
         self.alias = alias
         self.index = index or ""
         self.ref: IndexRef | None = None
@@ -90,7 +92,9 @@ class SearchIndexSink:
                 if junk is not None and junk.uuid != self.ref.uuid and junk.name == self.index:
                     await self.es.indices.delete(index=junk.name, ignore_unavailable=True)
             name = await next_index_name(self.es, self.alias)
-            await self.es.indices.create(index=name, **index_body())
+            await self.es.indices.create(
+                index=name, wait_for_active_shards=self.options.wait_for_active_shards,
+                **index_body(self.options))
             self.ref = await resolve_index(self.es, name)
         if self.ref is None:
             raise SinkUnavailable(f"index {name} vanished right after it was created")
@@ -159,8 +163,12 @@ class SearchIndexSink:
         if latest:
             result = await self._bulk(list(latest.values()))
             async with _unavailable():
-                await self.es.indices.refresh(index=self.index)
+                refreshed = await self.es.indices.refresh(index=self.index)
                 written = await resolve_index(self.es, self.index)
+            # A copy that failed to refresh (its node dying) may be the one promoted next.
+            if refreshed["_shards"].get("failed", 0):
+                raise SinkUnavailable(f"refresh of {self.index} failed on "
+                                      f"{refreshed['_shards']['failed']} shard copies")
             # A bulk into a deleted index creates a new one: never checkpoint that.
             if written is None or self.ref is None or written.uuid != self.ref.uuid:
                 raise SinkGone(f"index {self.index} was replaced while a batch was written")
@@ -175,7 +183,9 @@ class SearchIndexSink:
                                          "version_type": "external"}})
             operations.append(order_document(change.after))
         async with _unavailable():
-            response = await self.es.bulk(operations=operations)
+            response = await self.es.bulk(
+                operations=operations,
+                wait_for_active_shards=self.options.wait_for_active_shards)
         result = ApplyResult()
         for change, item in zip(changes, response["items"], strict=True):
             outcome = item["index"]

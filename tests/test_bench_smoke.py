@@ -44,7 +44,7 @@ def test_bench_harness_runs_every_scenario_on_tiny_data(tmp_path: Path) -> None:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_bench_run_deletes_its_indexes_and_keys(
         tmp_path: Path, service_urls: ServiceUrls, stop: signal.Signals) -> None:
-    es = Elasticsearch(service_urls.elasticsearch, request_timeout=10)
+    es = Elasticsearch(service_urls.elasticsearch_hosts, request_timeout=10)
     redis = Redis.from_url(service_urls.redis)
     proc = subprocess.Popen([sys.executable, "-m", "bench.run", "--smoke", "--only",
                              "projection", "--out", str(tmp_path)], cwd=ROOT,

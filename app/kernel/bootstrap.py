@@ -64,7 +64,7 @@ async def open_pool(settings: Settings, kind: Kind, dsn: str | None = None) -> a
 
 def open_elasticsearch(settings: Settings, kind: Kind) -> AsyncElasticsearch:
     """The Elasticsearch client of a process of `kind` (no request is sent yet)."""
-    return AsyncElasticsearch(settings.elasticsearch_url,
+    return AsyncElasticsearch(settings.elasticsearch_hosts,
                               request_timeout=profile(settings, kind).search_timeout)
 
 

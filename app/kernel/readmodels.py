@@ -16,6 +16,22 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 from redis.asyncio import Redis
 
 from app.kernel.positions import Checkpoint, PostgresCheckpoints
+from app.kernel.settings import Settings
+
+
+@dataclass(frozen=True)
+class SearchIndexOptions:
+    """How each `orders-vN` index sits on the cluster (from Settings; the defaults are one
+    shard and no replica, what a single node can hold)."""
+
+    shards: int = 1
+    replicas: int = 0
+    wait_for_active_shards: str = "1"  # copies of a shard that must be up for a write
+
+    @classmethod
+    def of(cls, settings: Settings) -> SearchIndexOptions:
+        return cls(settings.search_shards, settings.search_replicas,
+                   settings.search_wait_for_active_shards)
 
 
 @dataclass(frozen=True)

@@ -27,17 +27,38 @@ class Settings(BaseSettings):
                                       extra="ignore", populate_by_name=True)
 
     database_url: str = Field(alias="DATABASE_URL", description="PostgreSQL DSN (asyncpg)")
-    elasticsearch_url: str = Field(default="http://127.0.0.1:59200", alias="ELASTICSEARCH_URL")
+    elasticsearch_url: str = Field(default="http://127.0.0.1:59200", min_length=1,
+                                   alias="ELASTICSEARCH_URL",
+                                   description="one node's URL, or several comma-separated")
     redis_url: str = Field(default="redis://127.0.0.1:56379/0", alias="REDIS_URL")
     role: Role = Field(default="all", alias="ORDERS_API_ROLE")
     admin_token: str | None = Field(default=None, repr=False)
     api_keys: str | None = Field(default=None, repr=False)
     search_alias: str = "orders"
     dashboard_namespace: str = "orders"
+    # The search index's layout on the cluster; the defaults suit a single node.
+    search_shards: int = Field(default=1, ge=1, le=1024)
+    search_replicas: int = Field(default=0, ge=0, le=16)
+    search_wait_for_active_shards: str = Field(
+        default="1", pattern=r"^(all|[1-9][0-9]?)$",
+        description="copies of each shard that must be active before a write proceeds")
     pool_min_size: int = 2
     pool_max_size: int = 20
     command_timeout_s: float = 5.0
     max_body_bytes: int = 1024 * 1024
+
+    @property
+    def elasticsearch_hosts(self) -> list[str]:
+        """The Elasticsearch nodes the clients spread requests over (and fail over between)."""
+        return elasticsearch_hosts(self.elasticsearch_url)
+
+
+def elasticsearch_hosts(url: str) -> list[str]:
+    """`ELASTICSEARCH_URL` as a list of node URLs: one URL, or several comma-separated."""
+    hosts = [part.strip() for part in url.split(",") if part.strip()]
+    if not hosts:
+        raise ValueError("ELASTICSEARCH_URL names no node")
+    return hosts
 
 
 def env_file() -> Path | None:

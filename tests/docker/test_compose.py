@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from infra.versions import ELASTICSEARCH_VERSION, POSTGRES_MAJOR, REDIS_MAJOR
 
@@ -37,6 +39,39 @@ def test_local_override_names_the_pinned_versions() -> None:
     tags = dict(re.findall(r"image: orders-local/(postgres|redis|elasticsearch):(\S+)", text))
     assert tags == {"postgres": POSTGRES_MAJOR, "redis": REDIS_MAJOR,
                     "elasticsearch": ELASTICSEARCH_VERSION}
+
+
+def _config(*files: str) -> dict[str, Any]:
+    """`docker-compose config` of the cluster profile: validated (`-q`), then rendered."""
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed")
+    base = ["docker-compose", *files, "--profile", "cluster", "config"]
+    checked = subprocess.run([*base, "-q"], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+    rendered: dict[str, Any] = yaml.safe_load(
+        subprocess.run(base, capture_output=True, text=True, check=True, timeout=60).stdout)
+    return rendered
+
+
+@pytest.mark.parametrize("files", [FILES[:2], FILES], ids=["official", "local"])
+def test_cluster_profile_is_valid_and_complete(files: list[str]) -> None:
+    services = _config(*files)["services"]
+    cluster = {name for name, svc in services.items() if "cluster" in svc.get("profiles", [])}
+    assert cluster == {"es-1", "es-2", "es-3", *(f"redis-{n}" for n in range(1, 7)),
+                       "redis-cluster-create", "cluster-projector-1", "cluster-projector-2",
+                       "cluster-api-1", "cluster-api-2"}
+    assert {services[f"es-{n}"]["environment"]["node.name"] for n in (1, 2, 3)} == {
+        "es-1", "es-2", "es-3"}
+    for n in range(1, 7):
+        assert "--cluster-enabled" in services[f"redis-{n}"]["command"]
+    for app in ("cluster-projector-1", "cluster-projector-2", "cluster-api-1", "cluster-api-2"):
+        env = services[app]["environment"]
+        assert env["ELASTICSEARCH_URL"].split(",") == [f"http://es-{n}:9200" for n in (1, 2, 3)]
+        assert env["ORDERS_SEARCH_REPLICAS"] == "1"
+        assert services[app]["depends_on"]["redis-cluster-create"] == {
+            "condition": "service_completed_successfully"}
+    if files == FILES:  # the local override leaves no cluster service on a registry image
+        assert all(services[name]["image"].startswith("orders-local/") for name in cluster)
 
 
 def _free_port() -> int:

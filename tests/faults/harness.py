@@ -42,7 +42,10 @@ def projector_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": settings.database_url,
             "ELASTICSEARCH_URL": settings.elasticsearch_url, "REDIS_URL": settings.redis_url,
             "ORDERS_SEARCH_ALIAS": settings.search_alias,
-            "ORDERS_DASHBOARD_NAMESPACE": settings.dashboard_namespace}
+            "ORDERS_DASHBOARD_NAMESPACE": settings.dashboard_namespace,
+            "ORDERS_SEARCH_SHARDS": str(settings.search_shards),
+            "ORDERS_SEARCH_REPLICAS": str(settings.search_replicas),
+            "ORDERS_SEARCH_WAIT_FOR_ACTIVE_SHARDS": settings.search_wait_for_active_shards}
 
 
 def spawn_projector(settings: Settings, batch_size: int = 200) -> subprocess.Popen[bytes]:

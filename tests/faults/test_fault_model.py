@@ -93,7 +93,7 @@ async def deployment(postgres: PrivateCluster,
                         elasticsearch_url=service_urls.elasticsearch,
                         search_alias=tag, dashboard_namespace=tag)
     pool = await create_pool(settings.database_url, min_size=1, max_size=10)
-    es = AsyncElasticsearch(service_urls.elasticsearch, request_timeout=30)
+    es = AsyncElasticsearch(service_urls.elasticsearch_hosts, request_timeout=30)
     redis = Redis.from_url(redis_server.url)
     deployment = Deployment(settings, postgres, redis_server, pool, es, redis)
     try:

@@ -24,7 +24,7 @@ FAST = ProjectionConfig(batch_size=200, poll_interval_s=0.2, stall_after_s=1.0,
 
 @pytest.fixture
 async def es(service_urls: ServiceUrls) -> AsyncIterator[AsyncElasticsearch]:
-    client = AsyncElasticsearch(service_urls.elasticsearch, request_timeout=30)
+    client = AsyncElasticsearch(service_urls.elasticsearch_hosts, request_timeout=30)
     yield client
     await client.close()
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from app.kernel.settings import elasticsearch_hosts
+
 START_HINT = ("no DATABASE_URL, ELASTICSEARCH_URL or REDIS_URL is set and no Docker engine "
               "answers: start the stack with `make stack` (or `orders stack up`) and export "
               "the URLs from .stack/env, or just run `make test`")
@@ -22,8 +24,12 @@ START_HINT = ("no DATABASE_URL, ELASTICSEARCH_URL or REDIS_URL is set and no Doc
 @dataclass(frozen=True)
 class ServiceUrls:
     database: str
-    elasticsearch: str
+    elasticsearch: str  # one node's URL, or several comma-separated (a cluster)
     redis: str
+
+    @property
+    def elasticsearch_hosts(self) -> list[str]:
+        return elasticsearch_hosts(self.elasticsearch)
 
 
 def container_images() -> tuple[str, str, str]:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_elasticsearch_indexes_and_reads_back(service_urls: ServiceUrls) -> None:
-    es = AsyncElasticsearch(service_urls.elasticsearch)
+    es = AsyncElasticsearch(service_urls.elasticsearch_hosts)
     index = f"stack-check-{uuid.uuid4().hex[:8]}"
     try:
         await es.index(index=index, id="1", document={"hello": "world"}, refresh=True)

@@ -1,0 +1,204 @@
+"""A local three-node Elasticsearch cluster from the single-node stack's distribution zip.
+
+One Elasticsearch home, three nodes: each with its own `path.data`, `path.logs`, pid file and
+HTTP/transport ports, all bound to 127.0.0.1, run as the non-root service user with small
+heaps. The nodes find each other through `discovery.seed_hosts`; `cluster.initial_master_nodes`
+is passed only on a node's first boot (an empty data directory), as Elasticsearch asks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra import native
+from infra.native import Layout, StackError
+
+CLUSTER_NAME = "orders-cluster"
+NODE_COUNT = 3
+HTTP_BASE = 59210  # nodes answer on 59211..59213; the single node keeps 59200
+TRANSPORT_BASE = 59310  # 59311..59313; the single node keeps 59300
+HEAP = "384m"
+# Generous: three JVMs starting side by side on two busy cores take minutes, not seconds.
+START_WITHIN_S = 300
+GREEN_WITHIN_S = 180
+
+
+@dataclass(frozen=True)
+class EsNode:
+    """One node of the local cluster (numbered from 1)."""
+
+    number: int
+
+    @property
+    def name(self) -> str:
+        return f"orders-es-{self.number}"
+
+    @property
+    def http_port(self) -> int:
+        return HTTP_BASE + self.number
+
+    @property
+    def transport_port(self) -> int:
+        return TRANSPORT_BASE + self.number
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def home(self, layout: Layout) -> Path:
+        return layout.state / "cluster" / self.name
+
+    def pidfile(self, layout: Layout) -> Path:
+        return self.home(layout) / "es.pid"
+
+
+NODES = tuple(EsNode(n) for n in range(1, NODE_COUNT + 1))
+
+
+def urls() -> str:
+    """The cluster's HTTP endpoints, comma-separated (the form ELASTICSEARCH_URL takes)."""
+    return ",".join(node.url for node in NODES)
+
+
+def _get(url: str, timeout: float = 5) -> dict[str, object] | None:
+    """The JSON a node answers, also with an error status (a health wait that timed out is
+    408 with the health in its body); None when no node answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as refused:
+        raw = refused.read()
+    except (urllib.error.URLError, OSError):
+        return None
+    try:
+        body: dict[str, object] = json.loads(raw)
+    except ValueError:
+        return None
+    return body
+
+
+def node_pid(layout: Layout, node: EsNode) -> int | None:
+    """The pid of the node's server process while it runs, else None."""
+    try:
+        pid = int(node.pidfile(layout).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def node_answers(node: EsNode) -> bool:
+    """The node answers HTTP (from its own view of the cluster; no master needed)."""
+    return _get(f"{node.url}/_cluster/health?local=true", timeout=3) is not None
+
+
+def health(timeout_s: int = 0, status: str = "green") -> dict[str, object] | None:
+    """Cluster health from the first node that answers, waiting up to `timeout_s` for
+    `status` with every node joined."""
+    query = (f"/_cluster/health?wait_for_status={status}&wait_for_nodes={NODE_COUNT}"
+             f"&timeout={timeout_s}s")
+    for node in NODES:
+        found = _get(f"{node.url}{query}", timeout=timeout_s + 5)
+        if found is not None:
+            return found
+    return None
+
+
+def cluster_ready() -> bool:
+    """Every node joined and every shard copy assigned (or yellow while replicas recover)."""
+    found = health()
+    return (found is not None and found.get("number_of_nodes") == NODE_COUNT
+            and found.get("status") in ("green", "yellow"))
+
+
+def _settings(layout: Layout, node: EsNode) -> dict[str, str]:
+    data = node.home(layout) / "data"
+    settings = {
+        "cluster.name": CLUSTER_NAME, "node.name": node.name, "network.host": "127.0.0.1",
+        "http.port": str(node.http_port), "transport.port": str(node.transport_port),
+        "discovery.seed_hosts": ",".join(f"127.0.0.1:{n.transport_port}" for n in NODES),
+        "path.data": str(data), "path.logs": str(node.home(layout) / "logs"),
+        "xpack.security.enabled": "false", "node.processors": "1",
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+    }
+    if not any(data.iterdir()):  # bootstrapping is for a brand-new cluster only
+        settings["cluster.initial_master_nodes"] = ",".join(n.name for n in NODES)
+    return settings
+
+
+def _launch(layout: Layout, node: EsNode) -> subprocess.Popen[str]:
+    """Start one node daemonized; the launcher exits once the node has started."""
+    for sub in ("data", "logs"):
+        (node.home(layout) / sub).mkdir(parents=True, exist_ok=True)
+    native._chown_tree(node.home(layout))
+    cmd = ["env", f"ES_JAVA_HOME={native.find_jdk()}", f"ES_JAVA_OPTS=-Xms{HEAP} -Xmx{HEAP}",
+           str(layout.es_home / "bin" / "elasticsearch"), "-d", "-p",
+           str(node.pidfile(layout)),
+           *[f"-E{k}={v}" for k, v in _settings(layout, node).items()]]
+    if native._is_root():
+        cmd = ["runuser", "-u", native.SERVICE_USER, "--", *cmd]
+    return subprocess.Popen(cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _ensure_home(layout: Layout) -> None:
+    if not (layout.es_home / "bin" / "elasticsearch").exists():
+        native._unpack(native._fetch_distribution(layout), layout.state)
+        native._chown_tree(layout.es_home)
+    (layout.state / "cluster").mkdir(parents=True, exist_ok=True)
+    native._chown_tree(layout.state / "cluster")
+    keystore = layout.es_home / "config" / "elasticsearch.keystore"
+    if not keystore.exists():  # created once here, not raced by three first boots
+        native.run([str(layout.es_home / "bin" / "elasticsearch-keystore"), "create"],
+                   as_service=True)
+
+
+def start_nodes(layout: Layout, nodes: tuple[EsNode, ...] = NODES) -> None:
+    """Start the given nodes that are not running, side by side, and wait until each has
+    joined the cluster (all of them: green within GREEN_WITHIN_S)."""
+    _ensure_home(layout)
+    launching = {node: _launch(layout, node) for node in nodes if node_pid(layout, node) is None}
+    for node, process in launching.items():
+        startup = node.home(layout) / "startup.log"
+        try:
+            output, _ = process.communicate(timeout=START_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            raise StackError(f"Elasticsearch node {node.name} did not start within "
+                             f"{START_WITHIN_S}s; see {node.home(layout) / 'logs'}") from None
+        startup.write_text(output)
+        if process.returncode != 0:
+            raise StackError(f"Elasticsearch node {node.name} did not start; see {startup} and "
+                             f"{node.home(layout) / 'logs' / (CLUSTER_NAME + '.log')}")
+    found = health(GREEN_WITHIN_S)
+    if found is None or found.get("timed_out") or found.get("number_of_nodes") != NODE_COUNT:
+        raise StackError(f"the Elasticsearch cluster did not turn green with {NODE_COUNT} nodes "
+                         f"within {GREEN_WITHIN_S}s (health: {found}); see the logs under "
+                         f"{layout.state / 'cluster'}")
+
+
+def stop_node(layout: Layout, node: EsNode, signal_number: int = 15) -> None:
+    """Stop one node (SIGTERM by default; fault tests send SIGKILL) and wait for it to go."""
+    pid = node_pid(layout, node)
+    if pid is None:
+        return
+    os.kill(pid, signal_number)
+    deadline = time.monotonic() + 60
+    while node_pid(layout, node) is not None:
+        if time.monotonic() > deadline:
+            raise StackError(f"Elasticsearch node {node.name} (pid {pid}) did not stop")
+        time.sleep(0.2)
+
+
+def stop_nodes(layout: Layout) -> None:
+    for node in NODES:
+        pid = node_pid(layout, node)
+        if pid is not None:
+            os.kill(pid, 15)
+    for node in NODES:
+        stop_node(layout, node)
