@@ -9,6 +9,11 @@ is lost or applied twice in effect. The old index goes only after the live side 
 
 Dashboard: fill a fresh key generation with the live projector's logic from the start of the
 log (its checkpoint lives with its keys, so a killed rebuild resumes), then repoint.
+
+Both are built for every partition of the log: each partition is caught up and checked
+against the live one on its own (a search swap waits until every partition of the new index
+is at least as far as the live one's; a dashboard partition is repointed by its own script,
+in its own hash slot).
 """
 
 from __future__ import annotations
@@ -27,13 +32,15 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app.kernel import locks, reindex_jobs
+from app.kernel.partitions import DEFAULT_PARTITIONS, Partition, all_partitions
 from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints, log_identity
 from app.kernel.readmodels import (
+    dashboard_channel,
     dashboard_keys,
-    dashboard_pointer,
     generation_counter,
     live_generation,
     live_index,
+    load_search_checkpoint,
     next_index_name,
     parse_checkpoint,
     resolve_index,
@@ -87,7 +94,23 @@ class Rebuild:
     redis: Redis
     alias: str
     namespace: str
+    partitions: int = DEFAULT_PARTITIONS
     progress: Progress = field(default_factory=Progress)
+
+    @property
+    def _parts(self) -> list[Partition]:
+        return all_partitions(self.partitions)
+
+    async def _drop_generation(self, generations: str | None) -> None:
+        """Delete one generation of every partition (`generations`: one name, or one per
+        partition, comma-separated)."""
+        if not generations:
+            return
+        names = generations.split(",")
+        for part in self._parts:
+            name = names[part.index] if len(names) == self.partitions else names[0]
+            if name:
+                await self.redis.delete(*dashboard_keys(self.namespace, name, part).values())
 
     async def run(self, target: Target, *, restart: bool = False, keep_old: bool = False,
                   job_id: uuid.UUID | None = None) -> dict[str, Any]:
@@ -158,13 +181,14 @@ class Rebuild:
                 if ref is not None:
                     await PostgresCheckpoints(self.pool).delete(ref.checkpoint_name)
             else:
-                await self.redis.delete(*dashboard_keys(self.namespace, new).values())
+                await self._drop_generation(new)
         await reindex_jobs.update(self.pool, job["id"], state="abandoned")
 
     async def _is_live(self, target: Target, name: str) -> bool:
         if target == "search":
             return await live_index(self.es, self.alias) == name
-        return await live_generation(self.redis, self.namespace) == name
+        return all([await live_generation(self.redis, self.namespace, part) == name
+                    for part in self._parts])
 
     async def _retire(self, target: Target, old: str | None, new: str, keep_old: bool) -> None:
         """Remove the replaced target once the live projection writes to the new one."""
@@ -174,7 +198,8 @@ class Rebuild:
         if target == "search":
             await self.es.indices.delete(index=old, ignore_unavailable=True)
         else:
-            await self.redis.delete(*dashboard_keys(self.namespace, old).values())
+            await self._drop_generation(",".join(
+                "" if name == new else name for name in old.split(",")))
 
     async def _save_progress(self, job_id: uuid.UUID) -> None:
         while True:
@@ -212,34 +237,43 @@ class Rebuild:
             ref = await resolve_index(self.es, new_index)
             if ref is None:
                 raise RuntimeError(f"index {new_index} vanished while it was being loaded")
-            await PostgresCheckpoints(self.pool).save(
-                ref.checkpoint_name, Checkpoint(int(job["start_tx"]), job["start_position"]),
-                (await log_identity(self.pool)).key)
+            identity = (await log_identity(self.pool)).key
+            for part in self._parts:  # the load covered every partition up to the horizon
+                await PostgresCheckpoints(self.pool).save(
+                    ref.partition_checkpoint(part),
+                    Checkpoint(int(job["start_tx"]), job["start_position"]), identity)
             await self.es.indices.put_settings(index=new_index, settings={
                 "refresh_interval": index_body()["settings"]["refresh_interval"]})
             await self.es.indices.refresh(index=new_index)
             await reindex_jobs.update(self.pool, job_id, state="catching_up")
-        sink = SearchIndexSink(self.es, PostgresCheckpoints(self.pool), self.alias, new_index)
-        sink.name = f"reindex:{new_index}"
-        sink.batch_interval_s = 0.0  # chasing the live side: no pause between short batches
+        sinks = []
+        for part in self._parts:
+            sink = SearchIndexSink(self.es, PostgresCheckpoints(self.pool), self.alias,
+                                   new_index, partition=part)
+            sink.name = f"reindex:{new_index}"
+            sink.batch_interval_s = 0.0  # chasing the live side: no pause between batches
+            sinks.append(sink)
         if job["state"] != "swapping":
-            projection = await self._catch_up(sink, count_events=True)
+            projections = [await self._catch_up(sink, count_events=True) for sink in sinks]
             await reindex_jobs.update(self.pool, job_id, state="swapping")
-            while (behind := await self._swap_search(sink)) is not None:
-                await self._catch_up(sink, projection, until=behind)
+            while (behind := await self._swap_search(sinks)) is not None:
+                await self._catch_up(sinks[behind[0]], projections[behind[0]], until=behind[1])
         await self._retire("search", job["old_target"], new_index, job["keep_old"])
 
-    async def _swap_search(self, sink: SearchIndexSink) -> Checkpoint | None:
-        """Swap the alias in ONE `_aliases` call, only when the new index is at least as
-        far as the live one (readers never step back in the log); else return where the
-        live one is, for the new one to reach first."""
+    async def _swap_search(self, sinks: list[SearchIndexSink]) -> tuple[int, Checkpoint] | None:
+        """Swap the alias in ONE `_aliases` call, only when every partition of the new index
+        is at least as far as the live one's (readers never step back in the log); else
+        return a partition that is behind and where the live one is, for it to reach first."""
         old = await resolve_index(self.es, self.alias)
-        if old is not None and old.name != sink.index:
-            live = await PostgresCheckpoints(self.pool).load(old.checkpoint_name)
-            if live > await sink.checkpoint():
-                return live
-        actions: list[dict[str, Any]] = [{"add": {"index": sink.index, "alias": self.alias}}]
-        if old is not None and old.name != sink.index:
+        new = sinks[0].index
+        if old is not None and old.name != new:
+            for index, sink in enumerate(sinks):
+                live = (await load_search_checkpoint(PostgresCheckpoints(self.pool), old,
+                                                     sink.partition))[0]
+                if live > await sink.checkpoint():
+                    return index, live
+        actions: list[dict[str, Any]] = [{"add": {"index": new, "alias": self.alias}}]
+        if old is not None and old.name != new:
             actions.insert(0, {"remove": {"index": old.name, "alias": self.alias}})
         await self.es.indices.update_aliases(actions=actions)
         return None
@@ -249,38 +283,43 @@ class Rebuild:
     async def _dashboard(self, job: dict[str, Any]) -> None:
         job_id = job["id"]
         if job["state"] == "queued":
-            old = await live_generation(self.redis, self.namespace)
+            olds = [await live_generation(self.redis, self.namespace, part) or ""
+                    for part in self._parts]
             # A number from the counter, never pointer + 1: a live sink that is building its
             # first generation right now must never share (and lose) its keys with us.
             claimed = await self.redis.register_script(CLAIM_SCRIPT)(
                 keys=[generation_counter(self.namespace)],
-                args=[int(old[1:]) if old and old[1:].isdigit() else 0])
+                args=[max((int(o[1:]) for o in olds if o[1:].isdigit()), default=0)])
             new = f"v{int(claimed)}"
-            await self.redis.delete(*dashboard_keys(self.namespace, new).values())
+            await self._drop_generation(new)
             total: int = await self.pool.fetchval("SELECT count(*) FROM events")
             await reindex_jobs.update(self.pool, job_id, state="loading", new_target=new,
-                                      old_target=old, events_total=total)
+                                      old_target=",".join(olds) if any(olds) else None,
+                                      events_total=total)
             job = await reindex_jobs.get(self.pool, job_id) or job
         generation = job["new_target"]
-        sink = DashboardSink(self.redis, self.namespace, generation)
-        sink.name = f"reindex:dashboard:{generation}"
+        sinks = [DashboardSink(self.redis, self.namespace, generation, part)
+                 for part in self._parts]
+        for sink in sinks:
+            sink.name = f"reindex:dashboard:{generation}"
         if job["state"] != "swapping":
-            # resumes from the keys' checkpoint
-            projection = await self._catch_up(sink, count_events=True)
+            # resumes from the keys' checkpoints
+            projections = [await self._catch_up(sink, count_events=True) for sink in sinks]
             await reindex_jobs.update(self.pool, job_id, state="swapping")
-            while (behind := await self._swap_dashboard(generation)) is not None:
-                await self._catch_up(sink, projection, count_events=True, until=behind)
+            for sink, projection in zip(sinks, projections, strict=True):
+                while (behind := await self._swap_dashboard(sink)) is not None:
+                    await self._catch_up(sink, projection, count_events=True, until=behind)
         await self._retire("dashboard", job["old_target"], generation, job["keep_old"])
 
-    async def _swap_dashboard(self, generation: str) -> Checkpoint | None:
-        """Repoint readers in one script, only when the new generation is at least as far
-        as the live one; else return where the live one is."""
-        live = await live_generation(self.redis, self.namespace) or generation
-        live_checkpoint = dashboard_keys(self.namespace, live)["checkpoint"]
+    async def _swap_dashboard(self, sink: DashboardSink) -> Checkpoint | None:
+        """Repoint readers of one partition in one script, only when its new generation is
+        at least as far as the live one; else return where the live one is."""
+        part = sink.partition
+        live = await live_generation(self.redis, self.namespace, part) or sink.generation
+        live_checkpoint = dashboard_keys(self.namespace, live, part)["checkpoint"]
         swap = self.redis.register_script(SWAP_DASHBOARD)
-        swapped = await swap(keys=[dashboard_pointer(self.namespace), live_checkpoint,
-                                   dashboard_keys(self.namespace, generation)["checkpoint"]],
-                             args=[generation, f"{self.namespace}:dash:changes"])
+        swapped = await swap(keys=[sink.pointer, live_checkpoint, sink.keys["checkpoint"]],
+                             args=[sink.generation, dashboard_channel(self.namespace)])
         if swapped:
             return None
         tx, position = await self.redis.hmget(live_checkpoint, ["tx", "position"])
@@ -315,10 +354,11 @@ class Rebuild:
         """Wait (bounded) until the live projection reports writing to the new target."""
         deadline = time.monotonic() + HANDOVER_WAIT_S
         while time.monotonic() < deadline:
-            row = await self.pool.fetchrow(
-                "SELECT detail->>'target' AS target, updated_at > now() - interval '30 s' "
-                "AS fresh FROM projection_status WHERE name = $1", projection)
-            if row is None or not row["fresh"] or row["target"] == target:
+            rows = await self.pool.fetch(
+                "SELECT detail->>'target' AS target FROM projection_status WHERE (name = $1 "
+                "OR name LIKE $1 || ':p%') AND updated_at > now() - interval '30 s'",
+                projection)
+            if all(row["target"] == target for row in rows):
                 return
             await asyncio.sleep(0.5)
         log.warning("live %s projection did not report the new target; removing old anyway",

@@ -38,7 +38,8 @@ class Profile:
 PROFILES: dict[Kind, Profile] = {
     # The API's pool and SQL timeout come from Settings (see `profile`); these are defaults.
     "api": Profile(2, 20, 5.0, 10.0, 5.0, session_state=False),
-    "projector": Profile(2, 8, 30.0, 30.0, 10.0),
+    # One connection or so per partition loop at a time, plus claims, status and LISTEN.
+    "projector": Profile(2, 16, 30.0, 30.0, 10.0),
     "rebuild": Profile(2, 8, 120.0, 120.0, 30.0),
     "cli": Profile(1, 8, 120.0, 5.0, 5.0),
     "bench": Profile(2, 40, 300.0, 120.0, 30.0),

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.kernel.partitions import DEFAULT_PARTITIONS, check_count
 
 Role = Literal["all", "read", "write"]
 ENV_FILE_VARIABLE = "ORDERS_ENV_FILE"
@@ -38,6 +40,14 @@ class Settings(BaseSettings):
     pool_max_size: int = 20
     command_timeout_s: float = 5.0
     max_body_bytes: int = 1024 * 1024
+    # Each projection runs as this many partitions of the log (a power of two); changing it
+    # means building the read models anew (`orders reindex`), blue/green.
+    partitions: int = DEFAULT_PARTITIONS
+
+    @field_validator("partitions")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        return check_count(value)
 
 
 def env_file() -> Path | None:
