@@ -152,7 +152,7 @@ class DashboardSink:
                 await self._withdraw(keys=[self.pointer],
                                      args=[self.generation])
                 await self.redis.delete(*self.keys.values())
-            number = await self._claim(keys=[generation_counter(self.namespace)],
+            number = await self._claim(keys=[generation_counter(self.namespace, self.partition)],
                                        args=[_number(self.generation)])
             self._use(f"v{int(number)}")
             await self.redis.delete(*self.keys.values())

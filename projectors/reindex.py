@@ -72,6 +72,18 @@ redis.call('PUBLISH', ARGV[2], new[2] or '0')
 return 1"""
 
 
+def _names(generations: list[str]) -> str:
+    """One generation name per partition, as stored on the job: the name alone when all
+    partitions share it, else comma-separated in partition order."""
+    return generations[0] if len(set(generations)) == 1 else ",".join(generations)
+
+
+def _name_of(generations: str, partition: Partition) -> str:
+    """The partition's generation in a job's `_names` form."""
+    names = generations.split(",")
+    return names[partition.index] if len(names) == partition.count else names[0]
+
+
 @dataclass
 class Progress:
     """Counters shown by the progress bar and stored on the job row (throttled)."""
@@ -106,9 +118,8 @@ class Rebuild:
         partition, comma-separated)."""
         if not generations:
             return
-        names = generations.split(",")
         for part in self._parts:
-            name = names[part.index] if len(names) == self.partitions else names[0]
+            name = _name_of(generations, part)
             if name:
                 await self.redis.delete(*dashboard_keys(self.namespace, name, part).values())
 
@@ -187,8 +198,8 @@ class Rebuild:
     async def _is_live(self, target: Target, name: str) -> bool:
         if target == "search":
             return await live_index(self.es, self.alias) == name
-        return all([await live_generation(self.redis, self.namespace, part) == name
-                    for part in self._parts])
+        return all([await live_generation(self.redis, self.namespace, part)
+                    == _name_of(name, part) for part in self._parts])
 
     async def _retire(self, target: Target, old: str | None, new: str, keep_old: bool) -> None:
         """Remove the replaced target once the live projection writes to the new one."""
@@ -199,7 +210,8 @@ class Rebuild:
             await self.es.indices.delete(index=old, ignore_unavailable=True)
         else:
             await self._drop_generation(",".join(
-                "" if name == new else name for name in old.split(",")))
+                "" if _name_of(old, p) == _name_of(new, p) else _name_of(old, p)
+                for p in self._parts))
 
     async def _save_progress(self, job_id: uuid.UUID) -> None:
         while True:
@@ -285,20 +297,21 @@ class Rebuild:
         if job["state"] == "queued":
             olds = [await live_generation(self.redis, self.namespace, part) or ""
                     for part in self._parts]
-            # A number from the counter, never pointer + 1: a live sink that is building its
-            # first generation right now must never share (and lose) its keys with us.
-            claimed = await self.redis.register_script(CLAIM_SCRIPT)(
-                keys=[generation_counter(self.namespace)],
-                args=[max((int(o[1:]) for o in olds if o[1:].isdigit()), default=0)])
-            new = f"v{int(claimed)}"
+            claim = self.redis.register_script(CLAIM_SCRIPT)
+            # A number from each partition's counter, never pointer + 1: a live sink that is
+            # building its first generation right now must never share (and lose) its keys.
+            numbers = [await claim(keys=[generation_counter(self.namespace, part)],
+                                   args=[int(o[1:]) if o[1:].isdigit() else 0])
+                       for part, o in zip(self._parts, olds, strict=True)]
+            new = _names([f"v{int(n)}" for n in numbers])
             await self._drop_generation(new)
             total: int = await self.pool.fetchval("SELECT count(*) FROM events")
             await reindex_jobs.update(self.pool, job_id, state="loading", new_target=new,
-                                      old_target=",".join(olds) if any(olds) else None,
+                                      old_target=_names(olds) if any(olds) else None,
                                       events_total=total)
             job = await reindex_jobs.get(self.pool, job_id) or job
         generation = job["new_target"]
-        sinks = [DashboardSink(self.redis, self.namespace, generation, part)
+        sinks = [DashboardSink(self.redis, self.namespace, _name_of(generation, part), part)
                  for part in self._parts]
         for sink in sinks:
             sink.name = f"reindex:dashboard:{generation}"

@@ -104,9 +104,10 @@ def dashboard_templates(namespace: str, partition: Partition) -> list[str]:
     return [keys["counters"], keys["by_day"], keys["top_skus"], keys["checkpoint"]]
 
 
-def generation_counter(namespace: str) -> str:
-    """The key whose INCR hands out dashboard generation numbers, never the same twice."""
-    return f"{namespace}:dash:generations"
+def generation_counter(namespace: str, partition: Partition | None = None) -> str:
+    """The key whose INCR hands out a dashboard partition's generation numbers, never the
+    same twice (in the partition's slot, beside its keys)."""
+    return f"{dashboard_tag(namespace, partition or Partition())}:generations"
 
 
 def dashboard_pointer(namespace: str, partition: Partition | None = None) -> str:
