@@ -19,11 +19,18 @@ from redis.asyncio import Redis
 from app.domain import errors
 from app.domain.commands import CancelOrder, OrderLine, PlaceOrder, ShipOrder
 from app.kernel.partitions import Partition
-from app.kernel.readmodels import dashboard_keys, live_generation
+from app.kernel.positions import LogPositions, PostgresCheckpoints
+from app.kernel.readmodels import (
+    dashboard_checkpoint,
+    dashboard_keys,
+    live_generation,
+    search_checkpoint,
+)
 from app.kernel.settings import Settings
 from app.main import create_app
 from app.write import handlers
 from app.write.store import OrderStore
+from projectors.process import Projector
 
 SKUS = [("SKU-100", "Espresso beans"), ("SKU-200", "Ceramic mug"), ("SKU-300", "Milk frother"),
         ("SKU-400", "Paper filters"), ("SKU-500", "Kettle")]
@@ -178,6 +185,22 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30,
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{message} not reached within {seconds}s")
         await asyncio.sleep(0.1)
+
+
+async def every_partition_applied(projector: Projector, settings: Settings,
+                                  seconds: float = 30) -> None:
+    """Wait until both read models have applied every committed event, in every partition
+    (`X-Min-Position` waits only for its own order's partition)."""
+    log = LogPositions(projector.pool)
+
+    async def done() -> bool:
+        search = await search_checkpoint(projector.es, PostgresCheckpoints(projector.pool),
+                                         settings.search_alias, settings.partitions)
+        dash = await dashboard_checkpoint(projector.redis, settings.dashboard_namespace,
+                                          settings.partitions)
+        return (await log.pending(search)).events == 0 and (await log.pending(dash)).events == 0
+
+    await eventually(done, seconds, "every partition applied")
 
 
 class TcpProxy:
