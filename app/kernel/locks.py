@@ -2,7 +2,6 @@
 
 Session locks on one bigint key:
     MIGRATIONS             `orders migrate` (two migrating processes queue instead of racing)
-    projection_leader(n)   the active instance of projection `n`; the others stand by
     rebuild(target)        one rebuild of a read model at a time
     build(alias)           partitions creating the index they all build into, one at a time
 
@@ -21,11 +20,6 @@ LOCK = "SELECT pg_advisory_lock($1)"
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
 LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock($1::int, hashtext($2))"
-
-
-def projection_leader(name: str) -> int:
-    """The key held by the active instance of the projection called `name`."""
-    return zlib.crc32(name.encode())
 
 
 def rebuild(target: str) -> int:
