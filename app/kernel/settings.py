@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     database_url: str = Field(alias="DATABASE_URL", description="PostgreSQL DSN (asyncpg)")
     elasticsearch_url: str = Field(default="http://127.0.0.1:59200", alias="ELASTICSEARCH_URL")
     redis_url: str = Field(default="redis://127.0.0.1:56379/0", alias="REDIS_URL")
+    # `host:port,host:port,...` of a Redis Cluster's nodes; when set, used instead of
+    # REDIS_URL (the name `orders stack up --cluster` and the compose cluster profile write).
+    redis_cluster_nodes: str | None = Field(default=None, alias="REDIS_CLUSTER_NODES")
     role: Role = Field(default="all", alias="ORDERS_API_ROLE")
     admin_token: str | None = Field(default=None, repr=False)
     api_keys: str | None = Field(default=None, repr=False)
