@@ -61,6 +61,11 @@ ORDER BY transaction_id DESC, position DESC LIMIT 1"""
 CATCH_UP = ProjectionConfig(batch_size=5000, poll_interval_s=0.1, skip_poison=True)
 HANDOVER_LAG = 100  # catch up in batches until this close, then swap when at least as far
 HANDOVER_WAIT_S = 15.0
+# Rounds of catching up the partitions behind the live index's before the swap. Under steady
+# writes some live partition may always have moved on meanwhile; swapping then is still exact
+# for causal reads (each read checks the frontier of the concrete index that answers it), it
+# can only show an instant of an older state to reads that asked for no position.
+SWAP_ROUNDS = 10
 # Repoint only when the new generation is at least as far as the live one, in one step.
 SWAP_DASHBOARD = """
 local function key(tx, pos) return string.format('%030s%030s', tx or '0', pos or '0') end
@@ -268,27 +273,36 @@ class Rebuild:
         if job["state"] != "swapping":
             projections = [await self._catch_up(sink, count_events=True) for sink in sinks]
             await reindex_jobs.update(self.pool, job_id, state="swapping")
-            while (behind := await self._swap_search(sinks)) is not None:
-                await self._catch_up(sinks[behind[0]], projections[behind[0]], until=behind[1])
+            for _ in range(SWAP_ROUNDS):
+                if not (behind := await self._behind(sinks)):
+                    break
+                await asyncio.gather(*(self._catch_up(sinks[i], projections[i], until=goal)
+                                       for i, goal in behind.items()))
+            await self._swap_search(sinks)
         await self._retire("search", job["old_target"], new_index, job["keep_old"])
 
-    async def _swap_search(self, sinks: list[SearchIndexSink]) -> tuple[int, Checkpoint] | None:
-        """Swap the alias in ONE `_aliases` call, only when every partition of the new index
-        is at least as far as the live one's (readers never step back in the log); else
-        return a partition that is behind and where the live one is, for it to reach first."""
+    async def _behind(self, sinks: list[SearchIndexSink]) -> dict[int, Checkpoint]:
+        """The partitions of the new index behind the live index's, with where those are."""
+        old = await resolve_index(self.es, self.alias)
+        behind: dict[int, Checkpoint] = {}
+        if old is None or old.name == sinks[0].index:
+            return behind
+        for index, sink in enumerate(sinks):
+            live = (await load_search_checkpoint(PostgresCheckpoints(self.pool), old,
+                                                 sink.partition))[0]
+            if live > await sink.checkpoint():
+                behind[index] = live
+        return behind
+
+    async def _swap_search(self, sinks: list[SearchIndexSink]) -> None:
+        """Swap the alias in ONE `_aliases` call (after `_behind` found every partition of
+        the new index at least as far as the live one's, or SWAP_ROUNDS of catching up)."""
         old = await resolve_index(self.es, self.alias)
         new = sinks[0].index
-        if old is not None and old.name != new:
-            for index, sink in enumerate(sinks):
-                live = (await load_search_checkpoint(PostgresCheckpoints(self.pool), old,
-                                                     sink.partition))[0]
-                if live > await sink.checkpoint():
-                    return index, live
         actions: list[dict[str, Any]] = [{"add": {"index": new, "alias": self.alias}}]
         if old is not None and old.name != new:
             actions.insert(0, {"remove": {"index": old.name, "alias": self.alias}})
         await self.es.indices.update_aliases(actions=actions)
-        return None
 
     # --------------------------------------------------------------- dashboard
 
