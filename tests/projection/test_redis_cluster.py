@@ -20,8 +20,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from app.kernel.bootstrap import open_redis
 from app.kernel.partitions import Partition
-from app.kernel.readmodels import dashboard_pointer
+from app.kernel.readmodels import dashboard_channel, dashboard_pointer
 from app.kernel.settings import Settings
+from app.read.progress import Broadcast, listen_redis
 from tests.faults.harness import api, assert_equal_to_write_model, mixed_writes
 from tests.projection.conftest import RunProjector
 from tests.support import eventually
@@ -63,9 +64,16 @@ async def test_counters_equal_sql_after_a_master_is_killed_mid_commands(
     others = [int(n.port) for n in cluster.get_nodes() if int(n.port) != port]
     try:
         async with run_projector(settings), api(settings) as http:
-            async with mixed_writes(http) as tally:
+            notices, stop = Broadcast(), asyncio.Event()
+            listener = asyncio.create_task(listen_redis(
+                cluster, dashboard_channel(settings.dashboard_namespace), notices, stop))
+            async with mixed_writes(http) as tally, notices.subscribe() as heard:
                 live = await http.get("/dashboard", params={"wait_ms": 5000})
                 assert live.status_code == 200, live.text
+                # live notices: each partition's script PUBLISHes; the cluster relays it
+                notice = await asyncio.wait_for(heard.get(), 10)
+                while not notice.isdigit():
+                    notice = await asyncio.wait_for(heard.get(), 10)
                 await asyncio.sleep(2)
                 os.kill(int(_info(port, "server")["process_id"]), signal.SIGKILL)
 
@@ -77,6 +85,8 @@ async def test_counters_equal_sql_after_a_master_is_killed_mid_commands(
 
                 await eventually(failed_over, 30, "a replica promoted in the killed one's place")
                 await asyncio.sleep(3)  # commands go on against the promoted replica
+            stop.set()
+            await listener
             assert not tally.bad, tally.bad[:5]
             redis: Redis = cluster
             compared = await assert_equal_to_write_model(clean_db, es, redis, settings)
