@@ -27,7 +27,7 @@ LAG_SECONDS = Gauge("orders_api_projection_lag_seconds", "Age of its oldest unap
 async def _status(services: ServicesDep) -> list[dict[str, Any]]:
     s = services.settings
     return await projection_status(services.pool, services.es, services.redis,
-                                   s.search_alias, s.dashboard_namespace)
+                                   s.search_alias, s.dashboard_namespace, s.partitions)
 
 
 ReadScope = Annotated[None, Depends(require("read"))]

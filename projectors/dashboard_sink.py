@@ -1,8 +1,9 @@
 """The dashboard read model: counters in Redis, applied with the checkpoint by one script.
 
-Keys live under a generation prefix `{ns}:dash:{gen}` so a rebuild can fill a fresh one
-while readers use the live one named by the pointer key `{ns}:dash:active`.
-Money is kept in integer cents, so sums are exact.
+Each partition of the log has its own keys (one hash tag, see app/kernel/readmodels.py):
+generations of counters that a rebuild can fill while readers use the live one named by the
+partition's pointer key; readers sum the partitions. Money is kept in integer cents, so
+sums are exact.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.domain.events import OrderCancelled, OrderPlaced, OrderShipped
+from app.kernel.partitions import Fenced, Partition
 from app.kernel.positions import Checkpoint
 from app.kernel.readmodels import (
     dashboard_channel,
@@ -96,16 +98,19 @@ class DashboardSink:
     batch_interval_s = 0.0  # one Lua call per batch: cheap enough to follow every commit
 
     def __init__(self, redis: Redis, namespace: str = "orders",
-                 generation: str | None = None) -> None:
+                 generation: str | None = None, partition: Partition | None = None) -> None:
         self.redis = redis
         self.namespace = namespace
+        self.partition = partition or Partition()
+        self.fencing_token: int | None = None
         self.generation = generation or ""
         # A live sink follows the pointer key; a rebuild's sink stays on its generation.
         self.follows_pointer = generation is None
         self._building = False
         self._verified_at = 0.0
         self.log_identity = ""
-        self.keys = dashboard_keys(namespace, self.generation)
+        self.keys = dashboard_keys(namespace, self.generation, self.partition)
+        self.pointer = dashboard_pointer(namespace, self.partition)
         self._script = redis.register_script(SCRIPT)
         self._publish = redis.register_script(PUBLISH_SCRIPT)
         self._claim = redis.register_script(CLAIM_SCRIPT)
@@ -119,16 +124,21 @@ class DashboardSink:
     def building(self) -> bool:
         return self._building
 
+    def fence(self, token: int | None) -> None:
+        """Write under this claim token from now on (checked on the next batch)."""
+        self.fencing_token = token
+        self._verified_at = 0.0
+
     def _use(self, generation: str) -> None:
         self.generation = generation
-        self.keys = dashboard_keys(self.namespace, generation)
+        self.keys = dashboard_keys(self.namespace, generation, self.partition)
 
     async def prepare(self) -> None:
         """Follow the live generation; with none, start building one."""
         if not self.follows_pointer:
             return
         async with _unavailable():
-            live = await live_generation(self.redis, self.namespace)
+            live = await live_generation(self.redis, self.namespace, self.partition)
         if live is None:
             await self.rebuild()
         else:
@@ -139,10 +149,10 @@ class DashboardSink:
         """Claim a generation no one has used and fill it unseen, from the start of the log."""
         async with _unavailable():
             if unpublish and self.generation:
-                await self._withdraw(keys=[dashboard_pointer(self.namespace)],
+                await self._withdraw(keys=[self.pointer],
                                      args=[self.generation])
                 await self.redis.delete(*self.keys.values())
-            number = await self._claim(keys=[generation_counter(self.namespace)],
+            number = await self._claim(keys=[generation_counter(self.namespace, self.partition)],
                                        args=[_number(self.generation)])
             self._use(f"v{int(number)}")
             await self.redis.delete(*self.keys.values())
@@ -151,7 +161,7 @@ class DashboardSink:
     async def publish(self) -> None:
         """Point readers at the generation just built, unless another was published since."""
         async with _unavailable():
-            live = await self._publish(keys=[dashboard_pointer(self.namespace)],
+            live = await self._publish(keys=[self.pointer],
                                        args=[self.generation, dashboard_channel(self.namespace),
                                              "0"])
         live = live.decode() if isinstance(live, bytes) else str(live)
@@ -197,10 +207,10 @@ class DashboardSink:
         live = "1" if self.follows_pointer and not self._building else "0"
         async with _unavailable():
             answer = await self._script(
-                keys=[k["counters"], k["by_day"], k["top_skus"], k["checkpoint"],
-                      dashboard_pointer(self.namespace)],
+                keys=[k["counters"], k["by_day"], k["top_skus"], k["checkpoint"], self.pointer],
                 args=[json.dumps(batch), dashboard_channel(self.namespace), self.generation,
-                      live, str(start.tx), str(start.position), self.log_identity])
+                      live, str(start.tx), str(start.position), self.log_identity,
+                      "" if self.fencing_token is None else str(self.fencing_token)])
         verdict = _text(answer[0])
         if verdict == "applied":
             return int(answer[1])
@@ -209,6 +219,9 @@ class DashboardSink:
             raise SinkMoved(self.generation)
         if verdict == "rewound":
             raise SinkRewound(parse_checkpoint(answer[1], answer[2]), start)
+        if verdict == "fenced":
+            raise Fenced(f"dashboard {self.partition.label}: claim token {self.fencing_token} "
+                         f"is stale (now {_text(answer[1])})")
         if verdict == "gone":
             raise SinkGone("the dashboard's pointer key is gone")
         raise SinkGone("the dashboard's checkpoint belongs to another log", unpublish=True)

@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
+from app.kernel.partitions import Partition, partition_filter
 from app.kernel.positions import NOTIFY_CHANNEL, Checkpoint, LogPositions
 from app.kernel.unavailable import POSTGRES_DOWN
 
@@ -27,14 +28,34 @@ from app.kernel.unavailable import POSTGRES_DOWN
 SOURCE_ERRORS = POSTGRES_DOWN
 # Where any answer will do (status rows, the LISTEN connection): every PostgreSQL error too.
 ANY_SOURCE_ERROR: tuple[type[Exception], ...] = (*SOURCE_ERRORS, asyncpg.PostgresError)
+# One batch of a partition after a checkpoint, and the last readable event of the whole log
+# (the "horizon mark"), in one statement, so both come from one snapshot: when the batch is
+# shorter than asked, the partition has applied every event of its own up to the mark.
+# Still gap-safe per partition: a transaction running now has an id >= the snapshot's xmin,
+# so it can never commit an event (of any partition) ordered before what is read here.
 READ_BATCH = """
-SELECT transaction_id::text AS tx, position, stream_id, version, type, schema_version,
-       data::text AS data, recorded_at
-FROM events
-WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint)
-  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id, position
-LIMIT $3"""
+WITH mark AS (
+    SELECT transaction_id::text AS tx, position FROM events
+    WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY transaction_id DESC, position DESC LIMIT 1)
+SELECT m.tx AS mark_tx, m.position AS mark_position, b.* FROM mark m
+LEFT JOIN LATERAL (
+    SELECT transaction_id, transaction_id::text AS tx, position AS pos, stream_id, version,
+           type, schema_version, data::text AS data, recorded_at
+    FROM events
+    WHERE {partition} (transaction_id, position) > ($1::text::xid8, $2::bigint)
+      AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY transaction_id, position
+    LIMIT $3) b ON true
+ORDER BY b.transaction_id, b.pos"""
+
+
+def read_sql(partition: Partition) -> str:
+    """READ_BATCH for one partition: the mask is a literal so the partition's index is used
+    (a checked integer, never input; see app/kernel/partitions.py)."""
+    return READ_BATCH.format(partition=partition_filter(partition))
+
+
 # The backend whose open transaction holds the snapshot horizon back, if any.
 OLDEST_WRITER = """
 SELECT pid, extract(epoch FROM now() - xact_start)::float8 AS age_s, state,
@@ -61,14 +82,36 @@ class LoggedEvent:
         return self.checkpoint.position
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Events of one partition, and the last readable event of the whole log (None when the
+    log is empty): a partition that read fewer events than asked is complete up to `mark`."""
+
+    events: list[LoggedEvent]
+    mark: Checkpoint | None
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
 class LogReader(LogPositions):
     """Batches of committed events after a checkpoint, in the one order that never skips."""
 
     async def read(self, after: Checkpoint, limit: int) -> list[LoggedEvent]:
-        rows = await self._pool.fetch(READ_BATCH, str(after.tx), after.position, limit)
-        return [LoggedEvent(Checkpoint(int(r["tx"]), r["position"]), r["stream_id"],
-                            r["version"], r["type"], r["schema_version"], r["data"],
-                            r["recorded_at"]) for r in rows]
+        """The whole log's next batch (every partition)."""
+        return (await self.read_partition(after, limit, Partition())).events
+
+    async def read_partition(self, after: Checkpoint, limit: int,
+                             partition: Partition) -> Batch:
+        rows = await self._pool.fetch(read_sql(partition), str(after.tx), after.position,
+                                      limit)
+        if not rows:
+            return Batch([], None)
+        mark = Checkpoint(int(rows[0]["mark_tx"]), rows[0]["mark_position"])
+        events = [LoggedEvent(Checkpoint(int(r["tx"]), r["pos"]), r["stream_id"],
+                              r["version"], r["type"], r["schema_version"], r["data"],
+                              r["recorded_at"]) for r in rows if r["pos"] is not None]
+        return Batch(events, mark)
 
     async def oldest_writer(self) -> dict[str, Any] | None:
         row = await self._pool.fetchrow(OLDEST_WRITER)

@@ -15,6 +15,7 @@ import copy
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from app.kernel.partitions import Partition
 from app.kernel.positions import Checkpoint
 from projectors.changes import Change
 from projectors.sinks import ApplyResult, SinkGone, SinkMoved, SinkRewound
@@ -71,7 +72,12 @@ class InMemorySink:
         self.name = name
         self.generation = ""
         self.log_identity = ""
+        self.partition = Partition()  # the whole log
+        self.fencing_token: int | None = None
         self._building = False
+
+    def fence(self, token: int | None) -> None:
+        self.fencing_token = token
 
     @property
     def target(self) -> str:

@@ -20,11 +20,13 @@ from redis.asyncio import Redis
 
 from app.kernel import reindex_jobs
 from app.kernel.bootstrap import Kind, connect
+from app.kernel.partitions import all_partitions
 from app.kernel.positions import PostgresCheckpoints
 from app.kernel.readmodels import SearchIndexOptions
 from app.kernel.reindex_jobs import Target
 from app.kernel.runtime import tune_gc
 from app.kernel.settings import Settings
+from projectors.claims import Coordinator
 from projectors.dashboard_sink import DashboardSink
 from projectors.log import LogNotifier
 from projectors.reindex import Rebuild
@@ -43,10 +45,12 @@ class Projector:
     es: AsyncElasticsearch
     redis: Redis
     notifier: LogNotifier
+    coordinator: Coordinator | None = None
     projections: list[Projection] = field(default_factory=list)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run every projection until `stop` is set; keep the LISTEN connection alive."""
+        """Run every projection partition until `stop` is set (each applies while this
+        process holds its claim); keep the claims and the LISTEN connection alive."""
 
         async def keep_listening() -> None:
             while not stop.is_set():
@@ -55,25 +59,35 @@ class Projector:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2.0)
 
-        await asyncio.gather(keep_listening(), *(p.run(stop) for p in self.projections))
+        claims = [self.coordinator.run(stop)] if self.coordinator is not None else []
+        await asyncio.gather(keep_listening(), *claims, *(p.run(stop) for p in self.projections))
 
 
 @contextlib.asynccontextmanager
 async def open_projector(settings: Settings, config: ProjectionConfig | None = None,
                          only: set[str] | None = None,
                          kind: Kind = "projector") -> AsyncIterator[Projector]:
-    """Open the clients, build the search and dashboard projections, close on exit."""
+    """Open the clients, build the search and dashboard projections (one per partition of
+    the log, each under a claim of the coordinator), close on exit."""
+    config = config or ProjectionConfig()
     opened = await connect(settings, kind)
     pool, es, redis = opened.pool, opened.es, opened.redis
     notifier = LogNotifier(settings.database_url)
     projector = Projector(pool, es, redis, notifier)
-    sinks: list[Sink] = [
-        SearchIndexSink(es, PostgresCheckpoints(pool), alias=settings.search_alias,
-                        options=SearchIndexOptions.of(settings)),
-        DashboardSink(redis, namespace=settings.dashboard_namespace)]
-    for sink in sinks:
-        if only is None or sink.name in only:
-            projector.projections.append(Projection(sink, pool, notifier.waiter(), config))
+    names = [name for name in ("search", "dashboard") if only is None or name in only]
+    if names:
+        projector.coordinator = Coordinator(pool, names, settings.partitions, config.lease_s,
+                                            config.heartbeat_s)
+    for partition in all_partitions(settings.partitions):
+        sinks: list[Sink] = [
+            SearchIndexSink(es, PostgresCheckpoints(pool), alias=settings.search_alias,
+                            options=SearchIndexOptions.of(settings), partition=partition),
+            DashboardSink(redis, namespace=settings.dashboard_namespace, partition=partition)]
+        for sink in sinks:
+            if sink.name in names and projector.coordinator is not None:
+                claim = projector.coordinator.claim(sink.name, partition)
+                projector.projections.append(Projection(sink, pool, notifier.waiter(), config,
+                                                        claim=claim))
     try:
         yield projector
     finally:
@@ -107,7 +121,7 @@ async def run_rebuild(settings: Settings, target: Target, *, restart: bool = Fal
     async with open_projector(settings, only=set(), kind="rebuild") as projector:
         rebuild = Rebuild(projector.pool, projector.es, projector.redis,
                           settings.search_alias, settings.dashboard_namespace,
-                          options=SearchIndexOptions.of(settings))
+                          settings.partitions, options=SearchIndexOptions.of(settings))
         if progress is not None:
             total: int = await projector.pool.fetchval("SELECT count(*) FROM events")
             rebuild.progress.listeners.append(lambda p: progress(p, total))
@@ -118,7 +132,8 @@ async def run_queued_rebuilds(projector: Projector, settings: Settings,
                               stop: asyncio.Event) -> None:
     """Run rebuilds queued through `POST /admin/reindex`, one at a time, until `stop`."""
     rebuild = Rebuild(projector.pool, projector.es, projector.redis, settings.search_alias,
-                      settings.dashboard_namespace, options=SearchIndexOptions.of(settings))
+                      settings.dashboard_namespace, settings.partitions,
+                      options=SearchIndexOptions.of(settings))
     while not stop.is_set():
         try:
             job = await reindex_jobs.next_queued(projector.pool)

@@ -9,6 +9,11 @@ is lost or applied twice in effect. The old index goes only after the live side 
 
 Dashboard: fill a fresh key generation with the live projector's logic from the start of the
 log (its checkpoint lives with its keys, so a killed rebuild resumes), then repoint.
+
+Both are built for every partition of the log: each partition is caught up and checked
+against the live one on its own (a search swap waits until every partition of the new index
+is at least as far as the live one's; a dashboard partition is repointed by its own script,
+in its own hash slot).
 """
 
 from __future__ import annotations
@@ -27,14 +32,16 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app.kernel import locks, reindex_jobs
+from app.kernel.partitions import DEFAULT_PARTITIONS, Partition, all_partitions
 from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints, log_identity
 from app.kernel.readmodels import (
     SearchIndexOptions,
+    dashboard_channel,
     dashboard_keys,
-    dashboard_pointer,
     generation_counter,
     live_generation,
     live_index,
+    load_search_checkpoint,
     next_index_name,
     parse_checkpoint,
     resolve_index,
@@ -56,6 +63,11 @@ CATCH_UP = ProjectionConfig(batch_size=5000, poll_interval_s=0.1, skip_poison=Tr
 HANDOVER_LAG = 100  # catch up in batches until this close, then swap when at least as far
 HANDOVER_WAIT_S = 15.0
 REPLICAS_WAIT_S = 120
+# Rounds of catching up the partitions behind the live index's before the swap. Under steady
+# writes some live partition may always have moved on meanwhile; swapping then is still exact
+# for causal reads (each read checks the frontier of the concrete index that answers it), it
+# can only show an instant of an older state to reads that asked for no position.
+SWAP_ROUNDS = 10
 # Repoint only when the new generation is at least as far as the live one, in one step.
 SWAP_DASHBOARD = """
 local function key(tx, pos) return string.format('%030s%030s', tx or '0', pos or '0') end
@@ -65,6 +77,18 @@ if redis.call('GET', KEYS[1]) and key(old[1], old[2]) > key(new[1], new[2]) then
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[2], new[2] or '0')
 return 1"""
+
+
+def _names(generations: list[str]) -> str:
+    """One generation name per partition, as stored on the job: the name alone when all
+    partitions share it, else comma-separated in partition order."""
+    return generations[0] if len(set(generations)) == 1 else ",".join(generations)
+
+
+def _name_of(generations: str, partition: Partition) -> str:
+    """The partition's generation in a job's `_names` form."""
+    names = generations.split(",")
+    return names[partition.index] if len(names) == partition.count else names[0]
 
 
 @dataclass
@@ -89,8 +113,23 @@ class Rebuild:
     redis: Redis
     alias: str
     namespace: str
+    partitions: int = DEFAULT_PARTITIONS
     progress: Progress = field(default_factory=Progress)
     options: SearchIndexOptions = field(default_factory=SearchIndexOptions)
+
+    @property
+    def _parts(self) -> list[Partition]:
+        return all_partitions(self.partitions)
+
+    async def _drop_generation(self, generations: str | None) -> None:
+        """Delete one generation of every partition (`generations`: one name, or one per
+        partition, comma-separated)."""
+        if not generations:
+            return
+        for part in self._parts:
+            name = _name_of(generations, part)
+            if name:
+                await self.redis.delete(*dashboard_keys(self.namespace, name, part).values())
 
     async def run(self, target: Target, *, restart: bool = False, keep_old: bool = False,
                   job_id: uuid.UUID | None = None) -> dict[str, Any]:
@@ -161,13 +200,14 @@ class Rebuild:
                 if ref is not None:
                     await PostgresCheckpoints(self.pool).delete(ref.checkpoint_name)
             else:
-                await self.redis.delete(*dashboard_keys(self.namespace, new).values())
+                await self._drop_generation(new)
         await reindex_jobs.update(self.pool, job["id"], state="abandoned")
 
     async def _is_live(self, target: Target, name: str) -> bool:
         if target == "search":
             return await live_index(self.es, self.alias) == name
-        return await live_generation(self.redis, self.namespace) == name
+        return all([await live_generation(self.redis, self.namespace, part)
+                    == _name_of(name, part) for part in self._parts])
 
     async def _retire(self, target: Target, old: str | None, new: str, keep_old: bool) -> None:
         """Remove the replaced target once the live projection writes to the new one."""
@@ -177,7 +217,9 @@ class Rebuild:
         if target == "search":
             await self.es.indices.delete(index=old, ignore_unavailable=True)
         else:
-            await self.redis.delete(*dashboard_keys(self.namespace, old).values())
+            await self._drop_generation(",".join(
+                "" if _name_of(old, p) == _name_of(new, p) else _name_of(old, p)
+                for p in self._parts))
 
     async def _save_progress(self, job_id: uuid.UUID) -> None:
         while True:
@@ -216,20 +258,29 @@ class Rebuild:
             ref = await resolve_index(self.es, new_index)
             if ref is None:
                 raise RuntimeError(f"index {new_index} vanished while it was being loaded")
-            await PostgresCheckpoints(self.pool).save(
-                ref.checkpoint_name, Checkpoint(int(job["start_tx"]), job["start_position"]),
-                (await log_identity(self.pool)).key)
+            identity = (await log_identity(self.pool)).key
+            for part in self._parts:  # the load covered every partition up to the horizon
+                await PostgresCheckpoints(self.pool).save(
+                    ref.partition_checkpoint(part),
+                    Checkpoint(int(job["start_tx"]), job["start_position"]), identity)
             await self._serving_settings(new_index)
             await reindex_jobs.update(self.pool, job_id, state="catching_up")
-        sink = SearchIndexSink(self.es, PostgresCheckpoints(self.pool), self.alias, new_index,
-                               self.options)
-        sink.name = f"reindex:{new_index}"
-        sink.batch_interval_s = 0.0  # chasing the live side: no pause between short batches
+        sinks = []
+        for part in self._parts:
+            sink = SearchIndexSink(self.es, PostgresCheckpoints(self.pool), self.alias,
+                                   new_index, options=self.options, partition=part)
+            sink.name = f"reindex:{new_index}"
+            sink.batch_interval_s = 0.0  # chasing the live side: no pause between batches
+            sinks.append(sink)
         if job["state"] != "swapping":
-            projection = await self._catch_up(sink, count_events=True)
+            projections = [await self._catch_up(sink, count_events=True) for sink in sinks]
             await reindex_jobs.update(self.pool, job_id, state="swapping")
-            while (behind := await self._swap_search(sink)) is not None:
-                await self._catch_up(sink, projection, until=behind)
+            for _ in range(SWAP_ROUNDS):
+                if not (behind := await self._behind(sinks)):
+                    break
+                await asyncio.gather(*(self._catch_up(sinks[i], projections[i], until=goal)
+                                       for i, goal in behind.items()))
+            await self._swap_search(sinks)
         await self._retire("search", job["old_target"], new_index, job["keep_old"])
 
     async def _serving_settings(self, index: str) -> None:
@@ -247,58 +298,72 @@ class Rebuild:
             log.warning("index %s is %s after %ss: its replicas are still being allocated",
                         index, health["status"], REPLICAS_WAIT_S)
 
-    async def _swap_search(self, sink: SearchIndexSink) -> Checkpoint | None:
-        """Swap the alias in ONE `_aliases` call, only when the new index is at least as
-        far as the live one (readers never step back in the log); else return where the
-        live one is, for the new one to reach first."""
+    async def _behind(self, sinks: list[SearchIndexSink]) -> dict[int, Checkpoint]:
+        """The partitions of the new index behind the live index's, with where those are."""
         old = await resolve_index(self.es, self.alias)
-        if old is not None and old.name != sink.index:
-            live = await PostgresCheckpoints(self.pool).load(old.checkpoint_name)
+        behind: dict[int, Checkpoint] = {}
+        if old is None or old.name == sinks[0].index:
+            return behind
+        for index, sink in enumerate(sinks):
+            live = (await load_search_checkpoint(PostgresCheckpoints(self.pool), old,
+                                                 sink.partition))[0]
             if live > await sink.checkpoint():
-                return live
-        actions: list[dict[str, Any]] = [{"add": {"index": sink.index, "alias": self.alias}}]
-        if old is not None and old.name != sink.index:
+                behind[index] = live
+        return behind
+
+    async def _swap_search(self, sinks: list[SearchIndexSink]) -> None:
+        """Swap the alias in ONE `_aliases` call (after `_behind` found every partition of
+        the new index at least as far as the live one's, or SWAP_ROUNDS of catching up)."""
+        old = await resolve_index(self.es, self.alias)
+        new = sinks[0].index
+        actions: list[dict[str, Any]] = [{"add": {"index": new, "alias": self.alias}}]
+        if old is not None and old.name != new:
             actions.insert(0, {"remove": {"index": old.name, "alias": self.alias}})
         await self.es.indices.update_aliases(actions=actions)
-        return None
 
     # --------------------------------------------------------------- dashboard
 
     async def _dashboard(self, job: dict[str, Any]) -> None:
         job_id = job["id"]
         if job["state"] == "queued":
-            old = await live_generation(self.redis, self.namespace)
-            # A number from the counter, never pointer + 1: a live sink that is building its
-            # first generation right now must never share (and lose) its keys with us.
-            claimed = await self.redis.register_script(CLAIM_SCRIPT)(
-                keys=[generation_counter(self.namespace)],
-                args=[int(old[1:]) if old and old[1:].isdigit() else 0])
-            new = f"v{int(claimed)}"
-            await self.redis.delete(*dashboard_keys(self.namespace, new).values())
+            olds = [await live_generation(self.redis, self.namespace, part) or ""
+                    for part in self._parts]
+            claim = self.redis.register_script(CLAIM_SCRIPT)
+            # A number from each partition's counter, never pointer + 1: a live sink that is
+            # building its first generation right now must never share (and lose) its keys.
+            numbers = [await claim(keys=[generation_counter(self.namespace, part)],
+                                   args=[int(o[1:]) if o[1:].isdigit() else 0])
+                       for part, o in zip(self._parts, olds, strict=True)]
+            new = _names([f"v{int(n)}" for n in numbers])
+            await self._drop_generation(new)
             total: int = await self.pool.fetchval("SELECT count(*) FROM events")
             await reindex_jobs.update(self.pool, job_id, state="loading", new_target=new,
-                                      old_target=old, events_total=total)
+                                      old_target=_names(olds) if any(olds) else None,
+                                      events_total=total)
             job = await reindex_jobs.get(self.pool, job_id) or job
         generation = job["new_target"]
-        sink = DashboardSink(self.redis, self.namespace, generation)
-        sink.name = f"reindex:dashboard:{generation}"
+        sinks = [DashboardSink(self.redis, self.namespace, _name_of(generation, part), part)
+                 for part in self._parts]
+        for sink in sinks:
+            sink.name = f"reindex:dashboard:{generation}"
         if job["state"] != "swapping":
-            # resumes from the keys' checkpoint
-            projection = await self._catch_up(sink, count_events=True)
+            # resumes from the keys' checkpoints
+            projections = [await self._catch_up(sink, count_events=True) for sink in sinks]
             await reindex_jobs.update(self.pool, job_id, state="swapping")
-            while (behind := await self._swap_dashboard(generation)) is not None:
-                await self._catch_up(sink, projection, count_events=True, until=behind)
+            for sink, projection in zip(sinks, projections, strict=True):
+                while (behind := await self._swap_dashboard(sink)) is not None:
+                    await self._catch_up(sink, projection, count_events=True, until=behind)
         await self._retire("dashboard", job["old_target"], generation, job["keep_old"])
 
-    async def _swap_dashboard(self, generation: str) -> Checkpoint | None:
-        """Repoint readers in one script, only when the new generation is at least as far
-        as the live one; else return where the live one is."""
-        live = await live_generation(self.redis, self.namespace) or generation
-        live_checkpoint = dashboard_keys(self.namespace, live)["checkpoint"]
+    async def _swap_dashboard(self, sink: DashboardSink) -> Checkpoint | None:
+        """Repoint readers of one partition in one script, only when its new generation is
+        at least as far as the live one; else return where the live one is."""
+        part = sink.partition
+        live = await live_generation(self.redis, self.namespace, part) or sink.generation
+        live_checkpoint = dashboard_keys(self.namespace, live, part)["checkpoint"]
         swap = self.redis.register_script(SWAP_DASHBOARD)
-        swapped = await swap(keys=[dashboard_pointer(self.namespace), live_checkpoint,
-                                   dashboard_keys(self.namespace, generation)["checkpoint"]],
-                             args=[generation, f"{self.namespace}:dash:changes"])
+        swapped = await swap(keys=[sink.pointer, live_checkpoint, sink.keys["checkpoint"]],
+                             args=[sink.generation, dashboard_channel(self.namespace)])
         if swapped:
             return None
         tx, position = await self.redis.hmget(live_checkpoint, ["tx", "position"])
@@ -333,10 +398,11 @@ class Rebuild:
         """Wait (bounded) until the live projection reports writing to the new target."""
         deadline = time.monotonic() + HANDOVER_WAIT_S
         while time.monotonic() < deadline:
-            row = await self.pool.fetchrow(
-                "SELECT detail->>'target' AS target, updated_at > now() - interval '30 s' "
-                "AS fresh FROM projection_status WHERE name = $1", projection)
-            if row is None or not row["fresh"] or row["target"] == target:
+            rows = await self.pool.fetch(
+                "SELECT detail->>'target' AS target FROM projection_status WHERE (name = $1 "
+                "OR name LIKE $1 || ':p%') AND updated_at > now() - interval '30 s'",
+                projection)
+            if all(row["target"] == target for row in rows):
                 return
             await asyncio.sleep(0.5)
         log.warning("live %s projection did not report the new target; removing old anyway",

@@ -1,7 +1,10 @@
-"""One projection's loop: read the log after its checkpoint, fold, apply, checkpoint, repeat.
+"""One projection partition's loop: read the log after its checkpoint, fold, apply,
+checkpoint, repeat.
 
-Each read model runs its own loop with its own checkpoint, so a broken Elasticsearch never
-stops the dashboard and the other way round. The loop never skips an event silently: a
+Each read model runs its own loop per partition of the log with its own checkpoint, so a
+broken Elasticsearch never stops the dashboard and the other way round. A loop applies only
+while this process holds the partition's claim (projectors/claims.py), and every write
+carries the claim's fencing token. The loop never skips an event silently: a
 sink outage is retried with capped, jittered exponential back-off; a poison event goes to
 the dead-letter table and stops the projection (or is skipped when so configured, and the
 dead letter says so).
@@ -20,11 +23,12 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from app.kernel import locks
+from app.kernel.partitions import Fenced
 from app.kernel.positions import Checkpoint, log_identity
 from projectors import metrics
 from projectors.changes import Change, load_changes
-from projectors.log import ANY_SOURCE_ERROR, SOURCE_ERRORS, LoggedEvent, LogReader, Waiter
+from projectors.claims import Claim
+from projectors.log import SOURCE_ERRORS, LoggedEvent, LogReader, Waiter
 from projectors.sinks import (
     PoisonEvent,
     Sink,
@@ -54,8 +58,13 @@ class ProjectionConfig:
     backoff_base_s: float = 0.2
     backoff_max_s: float = 10.0
     standby_poll_s: float = 1.0
-    # How often the active instance re-checks its lock connection and the log's identity.
+    # How often the active instance re-checks its claim and the log's identity.
     recheck_s: float = 1.0
+    # Claims: a lease not renewed for lease_s is free for others; renewed every heartbeat_s.
+    lease_s: float = 3.0
+    heartbeat_s: float = 1.0
+    # A caught-up partition moves its checkpoint to the log's horizon at most this often.
+    advance_every_s: float = 0.5
 
 
 class Stopped(Exception):
@@ -63,34 +72,42 @@ class Stopped(Exception):
 
 
 class LostLeadership(Exception):
-    """The connection holding this projection's lock is gone: a standby may be active."""
+    """This process no longer holds the partition's claim: another process may apply it."""
 
 
 class Projection:
-    """Drives one sink from the log; run it with `run(stop)`."""
+    """Drives one sink (one partition of a read model) from the log; run it with `run(stop)`.
+
+    With a `claim`, it applies only while the claim is held; without one (a rebuild's own
+    catch-up, protected by the rebuild lock), always.
+    """
 
     def __init__(self, sink: Sink, pool: asyncpg.Pool[Any], waiter: Waiter,
                  config: ProjectionConfig | None = None,
-                 stop: asyncio.Event | None = None) -> None:
+                 stop: asyncio.Event | None = None, claim: Claim | None = None) -> None:
         self.sink = sink
         self.name = sink.name
+        self.partition = sink.partition
+        self.claim = claim
         self._pool = pool
         self._reader = LogReader(pool)
         self._waiter = waiter
         self.config = config or ProjectionConfig()
-        self.status = StatusBoard(pool, sink.name)
+        status_name = self.name if self.partition.whole else f"{self.name}:{self.partition.label}"
+        self.status = StatusBoard(pool, status_name)
         self._stop = stop or asyncio.Event()
         self.last_batch_size = 0
         self._held_back_since: float | None = None
-        self.active = False  # True while this instance holds the projection's lock
+        self.active = False  # True while this instance holds the partition's claim
         self._partial_batch_at: float | None = None  # when the last short batch started
-        self._lock_conn: asyncpg.pool.PoolConnectionProxy[Any] | None = None
+        self._token: int | None = None  # the claim token this loop writes under
         self._rechecked_at = 0.0
+        self._advanced_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; only the holder of the projection's lock applies.
+        """Run until `stop` is set; only the holder of the partition's claim applies.
 
-        Never exits on a failure: an outage is retried where it happens, a lost lock sends
+        Never exits on a failure: an outage is retried where it happens, a lost claim sends
         this instance back to standby, anything unforeseen restarts the loop after a pause.
         """
         self._stop = stop
@@ -98,13 +115,14 @@ class Projection:
         with contextlib.suppress(Stopped):
             while not stop.is_set():
                 try:
-                    async with self._leadership():
+                    async with self._claimed():
                         checkpoint = await self.start()
                         while not stop.is_set():
                             checkpoint = await self.step(checkpoint)
                             failures = 0
-                except LostLeadership:
-                    log.warning("%s: lost the projection lock; standing by", self.name)
+                except (LostLeadership, Fenced) as lost:
+                    log.warning("%s %s: lost the claim (%s); standing by", self.name,
+                                self.partition.label, lost)
                 except (Stopped, asyncio.CancelledError):
                     raise
                 except Exception as exc:  # last resort: log it, pause, start over
@@ -136,10 +154,11 @@ class Projection:
             await self._recheck()
             await self._retry(lambda: self.sink.verify(checkpoint))
             await self._pace()
-            batch = await self._retry(lambda: self._reader.read(checkpoint,
-                                                                self.config.batch_size))
+            batch = await self._retry(lambda: self._reader.read_partition(
+                checkpoint, self.config.batch_size, self.partition))
             self.last_batch_size = len(batch)
-            if not batch:
+            if not batch.events:
+                checkpoint = await self._advance(checkpoint, batch.mark)
                 if self.sink.building:  # caught up: let readers see it
                     await self._retry(self.sink.publish)
                     log.info("%s: rebuilt %s published at %d", self.name, self.sink.target,
@@ -151,7 +170,9 @@ class Projection:
             started = time.perf_counter()
             full = len(batch) == self.config.batch_size
             self._partial_batch_at = None if full else time.monotonic()
-            checkpoint = await self._apply_batch(batch, checkpoint)
+            # A short batch is all this partition has up to the mark: complete through it.
+            checkpoint = await self._apply_batch(batch.events, checkpoint,
+                                                 None if full else batch.mark)
         except SinkMoved:
             log.info("%s: readers moved to %s; following it", self.name, self.sink.target)
             try:
@@ -216,15 +237,13 @@ class Projection:
             await self._sleep(max(self.config.poll_interval_s, 1.0))
 
     async def _recheck(self) -> None:
-        """At most every `recheck_s`: the lock connection still lives, the log is the same."""
+        """Every batch: the claim is still ours; at most every `recheck_s`: the log is the
+        same."""
+        if self.claim is not None and self.claim.token != self._token:
+            raise LostLeadership(f"claim token now {self.claim.token}, ours {self._token}")
         now = time.monotonic()
         if now - self._rechecked_at < self.config.recheck_s:
             return
-        if self._lock_conn is not None:
-            try:
-                await self._lock_conn.fetchval("SELECT 1")
-            except SOURCE_ERRORS as exc:
-                raise LostLeadership(str(exc)) from None
         before = self.sink.log_identity
         await self._bind_log()
         self._rechecked_at = now
@@ -241,9 +260,24 @@ class Projection:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), remaining)
 
-    async def _apply_batch(self, batch: list[LoggedEvent], start: Checkpoint) -> Checkpoint:
+    async def _advance(self, checkpoint: Checkpoint, mark: Checkpoint | None) -> Checkpoint:
+        """Caught up: move the checkpoint to the log's horizon mark (no event of this
+        partition lies between), at most every `advance_every_s`, so the watermark of all
+        partitions follows the log instead of waiting on idle ones."""
+        now = time.monotonic()
+        if mark is None or mark <= checkpoint or now - self._advanced_at < \
+                self.config.advance_every_s:
+            return checkpoint
+        self._advanced_at = now
+        await self._apply([], checkpoint, mark)
+        return mark
+
+    async def _apply_batch(self, batch: list[LoggedEvent], start: Checkpoint,
+                           mark: Checkpoint | None = None) -> Checkpoint:
         changes, poison = await self._retry(lambda: load_changes(self._pool, batch))
         upto = changes[-1].logged.checkpoint if changes else None
+        if poison is None and upto is not None and mark is not None and mark > upto:
+            upto = mark
         if changes and upto is not None:
             await self._apply(changes, start, upto)
             start = upto
@@ -290,7 +324,7 @@ class Projection:
 
     async def _idle(self, checkpoint: Checkpoint) -> None:
         """Report the lag; when the snapshot horizon holds events back too long, say who."""
-        pending = await self._retry(lambda: self._reader.pending(checkpoint))
+        pending = await self._retry(lambda: self._reader.pending(checkpoint, self.partition))
         metrics.LAG_EVENTS.labels(self.name).set(pending.events)
         if pending.events == 0:
             self._held_back_since = None
@@ -332,35 +366,17 @@ class Projection:
                 await self._sleep(self._backoff(attempt))
 
     @contextlib.asynccontextmanager
-    async def _leadership(self) -> Any:
-        """Hold this projection's advisory lock; wait as a hot standby until we get it."""
-        key = locks.projection_leader(self.name)
-        while True:
-            try:
-                conn = await self._pool.acquire()
-            except ANY_SOURCE_ERROR:
-                await self.status.report("source_down", error="no connection for the lock")
-                await self._sleep(self.config.standby_poll_s)
-                continue
-            try:
-                if await conn.fetchval(locks.TRY_LOCK, key):
-                    break
-            except ANY_SOURCE_ERROR:
-                pass
-            with contextlib.suppress(Exception):
-                await self._pool.release(conn)
-            log.debug("%s: another instance is active; standing by", self.name)
+    async def _claimed(self) -> Any:
+        """Wait as a hot standby until this process holds the partition's claim; write
+        under its token while held."""
+        while self.claim is not None and self.claim.token is None:
             await self._sleep(self.config.standby_poll_s)
+        self._token = self.claim.token if self.claim is not None else None
+        self.sink.fence(self._token)
         self.active = True
-        self._lock_conn = conn
         self._rechecked_at = time.monotonic()
         try:
-            await self.status.report("running")
+            await self.status.report("running", claim_token=self._token)
             yield
         finally:
             self.active = False
-            self._lock_conn = None
-            with contextlib.suppress(Exception):
-                await conn.execute(locks.UNLOCK, key)
-            with contextlib.suppress(Exception):
-                await self._pool.release(conn)

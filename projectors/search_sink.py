@@ -4,6 +4,10 @@ Writes go through the bulk API with `version_type=external` and the order's stre
 so a replayed or late event can never regress a document: Elasticsearch answers 409 and we
 count it as stale. The checkpoint (in PostgreSQL) moves only after the bulk succeeded and the
 index was refreshed, so a checkpointed event is durable and searchable.
+
+Partitions share one index, each with its own checkpoint. An index built from nothing is
+found by every partition under the build alias `<alias>-building` (created once, under an
+advisory lock) and published by whichever partition sees every partition near the log's end.
 """
 
 from __future__ import annotations
@@ -15,8 +19,17 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from app.kernel.positions import Checkpoint, PostgresCheckpoints
-from app.kernel.readmodels import IndexRef, SearchIndexOptions, next_index_name, resolve_index
+from app.kernel import locks
+from app.kernel.partitions import Fence, Partition
+from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints
+from app.kernel.readmodels import (
+    IndexRef,
+    SearchIndexOptions,
+    load_search_checkpoint,
+    next_index_name,
+    resolve_index,
+    search_frontier,
+)
 from projectors.changes import Change
 from projectors.documents import index_body, order_document
 from projectors.sinks import (
@@ -31,6 +44,8 @@ from projectors.sinks import (
 VERIFY_EVERY_S = 1.0
 # Statuses that mean "try again later", not "this document is bad".
 TRANSIENT = {408, 429, 500, 502, 503, 504}
+# A partitioned index built from nothing is published once every partition is this close.
+PUBLISH_LAG = 100
 
 
 class SearchIndexSink:
@@ -45,10 +60,13 @@ class SearchIndexSink:
 
     def __init__(self, es: AsyncElasticsearch, checkpoints: PostgresCheckpoints,
                  alias: str = "orders", index: str | None = None,
-                 options: SearchIndexOptions | None = None) -> None:
+                 options: SearchIndexOptions | None = None,
+                 partition: Partition | None = None) -> None:
         self.es = es
         self.options = options or SearchIndexOptions()
         self.alias = alias
+        self.partition = partition or Partition()
+        self.fencing_token: int | None = None
         self.index = index or ""
         self.ref: IndexRef | None = None
         # A live sink follows the alias; a rebuild's sink stays on the index it builds.
@@ -69,7 +87,21 @@ class SearchIndexSink:
     @property
     def checkpoint_name(self) -> str:
         assert self.ref is not None, "prepare() first"
-        return self.ref.checkpoint_name
+        return self.ref.partition_checkpoint(self.partition)
+
+    @property
+    def building_alias(self) -> str:
+        return f"{self.alias}-building"
+
+    def fence(self, token: int | None) -> None:
+        """Save checkpoints under this claim token from now on."""
+        self.fencing_token = token
+        self._verified_at = 0.0
+
+    def _fence(self) -> Fence | None:
+        if self.fencing_token is None:
+            return None
+        return Fence(self.name, self.partition, self.fencing_token)
 
     async def prepare(self) -> None:
         """Resolve the live index behind the alias; with none, start building one."""
@@ -84,6 +116,9 @@ class SearchIndexSink:
 
     async def rebuild(self, unpublish: bool = False) -> None:
         """Create a fresh index under a new name; readers see it once it is published."""
+        if not self.partition.whole and self.follows_alias:
+            await self._join_build(unpublish)
+            return
         async with _unavailable():
             if unpublish and self.ref is not None:  # describes another log: withdraw it
                 await self.es.indices.delete(index=self.ref.name, ignore_unavailable=True)
@@ -101,8 +136,48 @@ class SearchIndexSink:
         self.index = name
         self._building = self.follows_alias
 
+    async def _join_build(self, unpublish: bool) -> None:
+        """Every partition builds into the one index under the build alias; the first to
+        arrive (under an advisory lock) creates it."""
+        pool = self._checkpoints.pool
+        async with pool.acquire() as conn:
+            await conn.execute(locks.LOCK, locks.build(self.alias))
+            try:
+                async with _unavailable():
+                    if unpublish and self.ref is not None:
+                        await self.es.indices.delete(index=self.ref.name,
+                                                     ignore_unavailable=True)
+                    ref = await resolve_index(self.es, self.building_alias)
+                    if ref is None or (self.ref is not None and ref.uuid == self.ref.uuid):
+                        name = await next_index_name(self.es, self.alias)
+                        await self.es.indices.create(index=name, **index_body())
+                        await self.es.indices.put_alias(index=name, name=self.building_alias)
+                        ref = await resolve_index(self.es, name)
+            finally:
+                await conn.execute(locks.UNLOCK, locks.build(self.alias))
+        if ref is None:
+            raise SinkUnavailable("the index being built vanished right after it was created")
+        self.ref, self.index, self._building = ref, ref.name, True
+
+    async def _all_near_end(self) -> bool:
+        """Every partition of the index being built is within PUBLISH_LAG of the log's end."""
+        frontier = await search_frontier(self._checkpoints, self.ref, self.partition.count)
+        pending = await LogPositions(self._checkpoints.pool).pending(frontier.watermark)
+        return pending.events < PUBLISH_LAG
+
     async def publish(self) -> None:
         """Point the alias at the built index, unless another index was published since."""
+        if not self.partition.whole and self.follows_alias:
+            async with _unavailable():
+                live = await resolve_index(self.es, self.alias)
+            if live is None and not await self._all_near_end():
+                return  # other partitions are still building: stay unseen
+            if live is None:
+                async with _unavailable():
+                    await self.es.indices.update_aliases(actions=[
+                        {"add": {"index": self.index, "alias": self.alias}},
+                        {"remove": {"index": self.index, "alias": self.building_alias,
+                                    "must_exist": False}}])
         async with _unavailable():
             live = await resolve_index(self.es, self.alias)
             if live is None:
@@ -117,11 +192,14 @@ class SearchIndexSink:
             raise SinkMoved(live.name)
 
     async def checkpoint(self) -> Checkpoint:
-        stored, identity = await self._checkpoints.load_bound(self.checkpoint_name)
+        assert self.ref is not None, "prepare() first"
+        stored, identity = await load_search_checkpoint(self._checkpoints, self.ref,
+                                                        self.partition)
         if identity is None:  # saved before checkpoints named the index uuid and the log
             stored, identity = await self._checkpoints.load_bound(f"search:{self.index}")
             if identity is not None:
-                await self._checkpoints.save(self.checkpoint_name, stored, self.log_identity)
+                await self._checkpoints.save(self.checkpoint_name, stored, self.log_identity,
+                                             self._fence())
                 identity = self.log_identity
         if identity and identity != self.log_identity:
             raise SinkGone("the search checkpoint belongs to another log", unpublish=True)
@@ -172,7 +250,9 @@ class SearchIndexSink:
             # A bulk into a deleted index creates a new one: never checkpoint that.
             if written is None or self.ref is None or written.uuid != self.ref.uuid:
                 raise SinkGone(f"index {self.index} was replaced while a batch was written")
-        await self._checkpoints.save(self.checkpoint_name, upto, self.log_identity)
+        # Fenced: refused (raises) once another process claimed this partition.
+        await self._checkpoints.save(self.checkpoint_name, upto, self.log_identity,
+                                     self._fence())
         return result
 
     async def _bulk(self, changes: list[Change]) -> ApplyResult:

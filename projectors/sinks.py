@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from app.kernel.partitions import Partition
 from app.kernel.positions import Checkpoint
 from projectors.changes import Change
 
@@ -77,6 +78,12 @@ class Sink(Protocol):
 
     # The log identity checkpoints are bound to (set by the projection before it reads one).
     log_identity: str
+    # Which partition of the log this sink applies (and keeps the checkpoint of).
+    partition: Partition
+
+    def fence(self, token: int | None) -> None:
+        """Write under this claim's fencing token from now on (None: no claim, a rebuild's
+        own target); a store that saw a newer token refuses with `Fenced`."""
 
     @property
     def target(self) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 from app.kernel.pool import create_pool
 from app.kernel.settings import Settings
@@ -38,7 +39,8 @@ class Profile:
 PROFILES: dict[Kind, Profile] = {
     # The API's pool and SQL timeout come from Settings (see `profile`); these are defaults.
     "api": Profile(2, 20, 5.0, 10.0, 5.0, session_state=False),
-    "projector": Profile(2, 8, 30.0, 30.0, 10.0),
+    # One connection or so per partition loop at a time, plus claims, status and LISTEN.
+    "projector": Profile(2, 16, 30.0, 30.0, 10.0),
     "rebuild": Profile(2, 8, 120.0, 120.0, 30.0),
     "cli": Profile(1, 8, 120.0, 5.0, 5.0),
     "bench": Profile(2, 40, 300.0, 120.0, 30.0),
@@ -69,8 +71,18 @@ def open_elasticsearch(settings: Settings, kind: Kind) -> AsyncElasticsearch:
 
 
 def open_redis(settings: Settings, kind: Kind) -> Redis:
-    """The Redis client of a process of `kind` (it connects on first use)."""
+    """The Redis client of a process of `kind` (it connects on first use): redis-py's
+    cluster client when the settings name a Redis Cluster's nodes."""
     timeout = profile(settings, kind).redis_timeout
+    if settings.redis_cluster_nodes:
+        nodes = [ClusterNode(host, int(port)) for host, _, port in
+                 (node.strip().rpartition(":") for node in
+                  settings.redis_cluster_nodes.split(",") if node.strip())]
+        cluster = RedisCluster(startup_nodes=nodes, socket_timeout=timeout,
+                               socket_connect_timeout=min(timeout, 3.0))
+        # Every call this project makes touches one partition's keys (one hash tag, one
+        # slot), so the cluster client answers each like a single Redis.
+        return cast(Redis, cluster)
     return Redis.from_url(settings.redis_url, socket_timeout=timeout,
                           socket_connect_timeout=min(timeout, 3.0))
 

@@ -2,8 +2,8 @@
 
 Session locks on one bigint key:
     MIGRATIONS             `orders migrate` (two migrating processes queue instead of racing)
-    projection_leader(n)   the active instance of projection `n`; the others stand by
     rebuild(target)        one rebuild of a read model at a time
+    build(alias)           partitions creating the index they all build into, one at a time
 
 Transaction locks on two int keys (PostgreSQL keeps them apart from the bigint keys):
     IDEMPOTENCY_KEY_CLASS, hashtext(key)   twins sending one `Idempotency-Key` queue
@@ -22,11 +22,11 @@ UNLOCK = "SELECT pg_advisory_unlock($1)"
 LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock($1::int, hashtext($2))"
 
 
-def projection_leader(name: str) -> int:
-    """The key held by the active instance of the projection called `name`."""
-    return zlib.crc32(name.encode())
-
-
 def rebuild(target: str) -> int:
     """The key held for the whole of a rebuild of `target` ("search" or "dashboard")."""
     return zlib.crc32(f"reindex:{target}".encode())
+
+
+def build(alias: str) -> int:
+    """The key held while a partition finds or creates the index every partition builds."""
+    return zlib.crc32(f"build:{alias}".encode())

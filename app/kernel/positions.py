@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from app.kernel.partitions import Fence, Fenced, Partition, partition_filter
+
 SELECT = """
 SELECT transaction_id::text AS tx, position, log_identity FROM projection_checkpoints
 WHERE name = $1"""
@@ -30,6 +32,11 @@ SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position,
 WHERE projection_checkpoints.log_identity <> EXCLUDED.log_identity
    OR (projection_checkpoints.transaction_id, projection_checkpoints.position)
       < (EXCLUDED.transaction_id, EXCLUDED.position)"""
+# The claim a fenced save is made under, locked until the save commits, so a claim taken
+# over between the check and the save waits for the save (and then wins every later one).
+CLAIM_TOKEN = """
+SELECT token FROM projection_claims
+WHERE projection = $1 AND partitions = $2 AND partition = $3 FOR SHARE"""
 IDENTITY = """
 SELECT l.cluster, l.epoch::text AS epoch, c.system_identifier::text AS live_cluster
 FROM log_identity l, pg_control_system() c"""
@@ -45,6 +52,45 @@ class Checkpoint:
     @classmethod
     def start(cls) -> Checkpoint:
         return cls(0, 0)
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """Where a partitioned projection stands: one checkpoint per partition.
+
+    Partition i has applied every event of its own ordered at or before `checkpoints[i]`, so
+    the projection is complete (every partition) through the least of them, the watermark.
+    """
+
+    checkpoints: tuple[Checkpoint, ...]
+
+    @property
+    def watermark(self) -> Checkpoint:
+        return min(self.checkpoints, default=Checkpoint.start())
+
+    @property
+    def position(self) -> int:
+        """What `X-Projection-Position` reports: the watermark's position."""
+        return self.watermark.position
+
+    @property
+    def tx(self) -> int:
+        return self.watermark.tx
+
+    def covers(self, key: Checkpoint, hashed: int) -> bool:
+        """The partition holding a stream that hashes to `hashed` applied the event `key`."""
+        if not self.checkpoints:
+            return False
+        return self.checkpoints[hashed & (len(self.checkpoints) - 1)] >= key
+
+    def at_least(self, other: Frontier) -> bool:
+        """Every partition is at least as far as in `other`."""
+        return len(self.checkpoints) == len(other.checkpoints) and all(
+            a >= b for a, b in zip(self.checkpoints, other.checkpoints, strict=True))
+
+    @classmethod
+    def start(cls, partitions: int) -> Frontier:
+        return cls((Checkpoint.start(),) * partitions)
 
 
 @dataclass(frozen=True)
@@ -84,6 +130,10 @@ class PostgresCheckpoints:
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> asyncpg.Pool[Any]:
+        return self._pool
+
     async def load(self, name: str) -> Checkpoint:
         return (await self.load_bound(name))[0]
 
@@ -94,8 +144,17 @@ class PostgresCheckpoints:
             return Checkpoint.start(), None
         return Checkpoint(int(row["tx"]), row["position"]), row["log_identity"]
 
-    async def save(self, name: str, checkpoint: Checkpoint, identity: str) -> None:
+    async def save(self, name: str, checkpoint: Checkpoint, identity: str,
+                   fence: Fence | None = None) -> None:
+        """Move the checkpoint forward; with a `fence`, only while its claim is current
+        (raises Fenced otherwise: another process owns the partition now)."""
         async with self._pool.acquire() as conn, conn.transaction():
+            if fence is not None:
+                token = await conn.fetchval(CLAIM_TOKEN, fence.projection,
+                                            fence.partition.count, fence.partition.index)
+                if token != fence.token:
+                    raise Fenced(f"{fence.projection} {fence.partition.label}: claim token "
+                                 f"{fence.token} is stale (now {token})")
             await conn.execute(UPSERT, name, str(checkpoint.tx), checkpoint.position, identity)
             # Read routers waiting on `X-Min-Position` wake on this instead of polling.
             await conn.execute("SELECT pg_notify($1, $2)", CHECKPOINT_CHANNEL, name)
@@ -106,9 +165,10 @@ class PostgresCheckpoints:
 
 PENDING = """
 SELECT count(*) AS events, min(recorded_at) AS oldest
-FROM events WHERE (transaction_id, position) > ($1::text::xid8, $2::bigint)"""
+FROM events WHERE {partition} (transaction_id, position) > ($1::text::xid8, $2::bigint)"""
 HEAD = "SELECT coalesce(max(position), 0) FROM events"
-KEY_OF = "SELECT transaction_id::text AS tx, position FROM events WHERE position = $1"
+KEY_OF = """
+SELECT transaction_id::text AS tx, position, stream_hash FROM events WHERE position = $1"""
 
 
 @dataclass(frozen=True)
@@ -128,13 +188,20 @@ class LogPositions:
         head: int = await self._pool.fetchval(HEAD)
         return head
 
-    async def pending(self, after: Checkpoint) -> Pending:
-        """Committed events ordered after `after` (including ones still held back)."""
-        row = await self._pool.fetchrow(PENDING, str(after.tx), after.position)
+    async def pending(self, after: Checkpoint, partition: Partition | None = None) -> Pending:
+        """Committed events (of `partition`, else of the whole log) ordered after `after`,
+        including ones still held back."""
+        sql = PENDING.format(partition=partition_filter(partition or Partition()))
+        row = await self._pool.fetchrow(sql, str(after.tx), after.position)
         assert row is not None
         return Pending(row["events"], row["oldest"])
 
     async def key_of(self, position: int) -> Checkpoint | None:
         """The (transaction id, position) key of the event at `position`, if it exists."""
+        located = await self.locate(position)
+        return located[0] if located else None
+
+    async def locate(self, position: int) -> tuple[Checkpoint, int] | None:
+        """The event's (transaction id, position) key and its stream hash (its partition)."""
         row = await self._pool.fetchrow(KEY_OF, position)
-        return Checkpoint(int(row["tx"]), row["position"]) if row else None
+        return (Checkpoint(int(row["tx"]), row["position"]), row["stream_hash"]) if row else None

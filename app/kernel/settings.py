@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.kernel.partitions import DEFAULT_PARTITIONS, check_count
 
 Role = Literal["all", "read", "write"]
 ENV_FILE_VARIABLE = "ORDERS_ENV_FILE"
@@ -31,6 +33,9 @@ class Settings(BaseSettings):
                                    alias="ELASTICSEARCH_URL",
                                    description="one node's URL, or several comma-separated")
     redis_url: str = Field(default="redis://127.0.0.1:56379/0", alias="REDIS_URL")
+    # `host:port,host:port,...` of a Redis Cluster's nodes; when set, used instead of
+    # REDIS_URL (the name `orders stack up --cluster` and the compose cluster profile write).
+    redis_cluster_nodes: str | None = Field(default=None, alias="REDIS_CLUSTER_NODES")
     role: Role = Field(default="all", alias="ORDERS_API_ROLE")
     admin_token: str | None = Field(default=None, repr=False)
     api_keys: str | None = Field(default=None, repr=False)
@@ -46,6 +51,14 @@ class Settings(BaseSettings):
     pool_max_size: int = 20
     command_timeout_s: float = 5.0
     max_body_bytes: int = 1024 * 1024
+    # Each projection runs as this many partitions of the log (a power of two); changing it
+    # means building the read models anew (`orders reindex`), blue/green.
+    partitions: int = DEFAULT_PARTITIONS
+
+    @field_validator("partitions")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        return check_count(value)
 
     @property
     def elasticsearch_hosts(self) -> list[str]:

@@ -1,9 +1,10 @@
 """Causal consistency: answer a read only once its projection has applied position P.
 
 "The largest applied position >= P" is wrong when positions commit out of order: a lower
-position can still be in flight. The projection applies events in (transaction id,
-position) order, so P is applied exactly when the projection's checkpoint pair is at or
-after P's own pair, which is one primary-key lookup away.
+position can still be in flight. Each partition of the projection applies its events in
+(transaction id, position) order, so P is applied exactly when the checkpoint pair of the
+partition holding P's stream is at or after P's own pair; P's pair and stream hash are one
+primary-key lookup away. Only that partition is waited for.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from app.kernel.positions import Checkpoint, LogPositions
+from app.kernel.positions import Frontier, LogPositions
 from app.read.progress import Broadcast
 
 MAX_WAIT_MS = 5000
@@ -31,18 +32,19 @@ class ProjectionBehind(Exception):
 
 
 async def wait_until_applied(projection: str, min_position: int | None, wait_ms: int,
-                             checkpoint: Callable[[], Awaitable[Checkpoint]],
-                             log: LogPositions, progress: Broadcast) -> Checkpoint:
-    """The projection's checkpoint once it covers `min_position`, waiting up to `wait_ms`."""
+                             checkpoint: Callable[[], Awaitable[Frontier]],
+                             log: LogPositions, progress: Broadcast) -> Frontier:
+    """The projection's frontier once the partition holding `min_position` covers it,
+    waiting up to `wait_ms`."""
     async with progress.subscribe() as notices:  # subscribe first: no notice can slip by
         current = await checkpoint()
         if min_position is None or min_position <= 0:
             return current
         deadline = time.monotonic() + min(wait_ms, MAX_WAIT_MS) / 1000
-        key: Checkpoint | None = None
+        located = None
         while True:
-            key = key or await log.key_of(min_position)
-            if key is not None and current >= key:
+            located = located or await log.locate(min_position)
+            if located is not None and current.covers(*located):
                 return current
             remaining = deadline - time.monotonic()
             if remaining <= 0:

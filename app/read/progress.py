@@ -75,6 +75,8 @@ async def listen_redis(redis: Redis, channel: str, target: Broadcast,
     """
     while not stop.is_set():
         try:
+            await redis.ping()  # a cluster client learns its slots here, before pub/sub
+            # On Redis Cluster a PUBLISH reaches every node, so any node's notices will do.
             async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(channel)
                 while not stop.is_set():

@@ -1,4 +1,9 @@
-"""Where each projection stands: checkpoint, log head, lag in events and seconds, state."""
+"""Where each projection stands: checkpoint, log head, lag in events and seconds, state.
+
+A partitioned projection reports its watermark (every partition is complete through it) as
+its position, one state for all partitions (the first that is not running, if any), and
+each partition's own state and owner under `partitions`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,14 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from app.kernel.partitions import DEFAULT_PARTITIONS
 from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints
 from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
 
 SELECT_STATUS = """
 SELECT s.name, s.state, s.detail, s.owner, s.updated_at,
-       (SELECT count(*) FROM dead_letters d WHERE d.projection = s.name) AS dead_letters
+       (SELECT count(*) FROM dead_letters d
+        WHERE d.projection = split_part(s.name, ':', 1)) AS dead_letters
 FROM projection_status s"""
 
 
@@ -39,19 +46,38 @@ async def _entry(log: LogPositions, name: str, checkpoint: Checkpoint | None, he
     return entry
 
 
+def _merged(name: str, rows: dict[str, Any]) -> Any:
+    """The status row of `name`, or one row standing for all its partitions' rows."""
+    parts = sorted((key, row) for key, row in rows.items() if key.startswith(f"{name}:p"))
+    if not parts:
+        return rows.get(name)
+    states = [row["state"] for _, row in parts]
+    worst = next((state for state in states if state not in ("running", "catching_up")),
+                 states[0])
+    detail = {"partitions": {key.split(":", 1)[1]: {"state": row["state"], "owner": row["owner"],
+                                                     "position": row["detail"].get("position")}
+                             for key, row in parts}}
+    return {"state": worst, "detail": detail, "owner": None,
+            "updated_at": max(row["updated_at"] for _, row in parts),
+            "dead_letters": max(row["dead_letters"] for _, row in parts)}
+
+
 async def projection_status(pool: asyncpg.Pool[Any], es: AsyncElasticsearch, redis: Redis,
-                            alias: str, namespace: str) -> list[dict[str, Any]]:
+                            alias: str, namespace: str,
+                            partitions: int = DEFAULT_PARTITIONS) -> list[dict[str, Any]]:
     """One entry per projection (search, dashboard)."""
     log = LogPositions(pool)
-    rows = {r["name"]: r for r in await pool.fetch(SELECT_STATUS)}
+    every = {r["name"]: r for r in await pool.fetch(SELECT_STATUS)}
+    rows = {name: _merged(name, every) for name in ("search", "dashboard")}
     head = await log.head()
     checkpoints: dict[str, Checkpoint | None] = {}
     try:
-        checkpoints["search"] = await search_checkpoint(es, PostgresCheckpoints(pool), alias)
+        checkpoints["search"] = await search_checkpoint(es, PostgresCheckpoints(pool), alias,
+                                                        partitions)
     except Exception:
         checkpoints["search"] = None
     try:
-        checkpoints["dashboard"] = await dashboard_checkpoint(redis, namespace)
+        checkpoints["dashboard"] = await dashboard_checkpoint(redis, namespace, partitions)
     except Exception:
         checkpoints["dashboard"] = None
     return [await _entry(log, name, cp, head, rows.get(name)) for name, cp in checkpoints.items()]

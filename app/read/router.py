@@ -23,7 +23,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from app.domain.money import amount_pattern
 from app.domain.order import StatusText
-from app.kernel.positions import Checkpoint
+from app.kernel.positions import Frontier
 from app.openapi import errors
 from app.read.consistency import MAX_WAIT_MS, ProjectionBehind, wait_until_applied
 from app.read.dashboard import DashboardNotBuilt
@@ -110,9 +110,9 @@ async def _search_on(read: ReadSide, response: Response, position: str | None,
     min_position = _min_position(position, version)
     checked: list[SearchTarget] = []
 
-    async def checkpoint() -> Checkpoint:
+    async def checkpoint() -> Frontier:
         checked[:] = [await read.search_checkpoint.target()]
-        return checked[0].checkpoint
+        return checked[0].frontier
 
     for attempt in (1, 2):
         if min_position is None:
@@ -135,7 +135,7 @@ async def _search_on(read: ReadSide, response: Response, position: str | None,
 
 async def _dashboard_checked(read: ReadSide, response: Response, position: str | None,
                              version: str | None, wait_ms: int,
-                             days: int) -> tuple[bytes, Checkpoint]:
+                             days: int) -> tuple[bytes, Frontier]:
     """The dashboard once it covers the asked position; the answer's own checkpoint (read
     with its counters in one script) is checked again, since a swap can land in between."""
     min_position = _min_position(position, version)
@@ -148,8 +148,8 @@ async def _dashboard_checked(read: ReadSide, response: Response, position: str |
                                           read.dashboard.checkpoint, read.log,
                                           read.dashboard_progress)
         body, answered = await read.dashboard_cache.read(days, needed)
-        key = await read.log.key_of(min_position)
-        if key is None or answered >= key:  # None: position 0, nothing to wait for
+        located = await read.log.locate(min_position)
+        if located is None or answered.covers(*located):  # None: nothing to wait for
             return body, answered
         if time.monotonic() >= deadline:
             raise ProjectionBehind("dashboard", min_position, answered.position)

@@ -11,8 +11,8 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.kernel.positions import CHECKPOINT_CHANNEL, Checkpoint, LogPositions, PostgresCheckpoints
-from app.kernel.readmodels import IndexRef, dashboard_channel, resolve_index
+from app.kernel.positions import CHECKPOINT_CHANNEL, Frontier, LogPositions, PostgresCheckpoints
+from app.kernel.readmodels import IndexRef, dashboard_channel, resolve_index, search_frontier
 from app.kernel.settings import Settings
 from app.read.dashboard import DashboardCache, DashboardReader
 from app.read.progress import Broadcast, listen_postgres, listen_redis
@@ -22,7 +22,12 @@ from app.read.search import SearchReader
 @dataclass(frozen=True)
 class SearchTarget:
     index: str
-    checkpoint: Checkpoint
+    frontier: Frontier
+
+    @property
+    def checkpoint(self) -> Frontier:
+        """The frontier; its `position` is the watermark `X-Projection-Position` reports."""
+        return self.frontier
 
 
 class SearchCheckpoint:
@@ -32,15 +37,16 @@ class SearchCheckpoint:
     """
 
     def __init__(self, es: AsyncElasticsearch, pool: asyncpg.Pool[Any], alias: str,
-                 ttl_s: float = 1.0) -> None:
+                 ttl_s: float = 1.0, partitions: int = 1) -> None:
         self._es = es
+        self._partitions = partitions
         self._checkpoints = PostgresCheckpoints(pool)
         self._alias = alias
         self._ttl_s = ttl_s
         self._ref: IndexRef | None = None
         self._resolved_at = float("-inf")
         self._recent: tuple[float, SearchTarget] = (
-            float("-inf"), SearchTarget(alias, Checkpoint.start()))
+            float("-inf"), SearchTarget(alias, Frontier.start(partitions)))
 
     def forget(self) -> None:
         """Resolve the alias again on the next call (the index answered 404); the recent
@@ -49,19 +55,20 @@ class SearchCheckpoint:
         self._recent = (float("-inf"), self._recent[1])
 
     async def target(self) -> SearchTarget:
-        """The index to query and the checkpoint it is complete through."""
+        """The index to query and where each of its partitions stands."""
         if time.monotonic() - self._resolved_at > self._ttl_s:
             self._ref = await resolve_index(self._es, self._alias)
             self._resolved_at = time.monotonic()
         ref = self._ref
         if ref is None:
-            return SearchTarget(self._alias, Checkpoint.start())  # not built: answers 503
-        current = SearchTarget(ref.name, await self._checkpoints.load(ref.checkpoint_name))
+            return SearchTarget(self._alias, Frontier.start(self._partitions))  # not built
+        current = SearchTarget(ref.name, await search_frontier(self._checkpoints, ref,
+                                                               self._partitions))
         self._recent = (time.monotonic(), current)
         return current
 
-    async def __call__(self) -> Checkpoint:
-        return (await self.target()).checkpoint
+    async def __call__(self) -> Frontier:
+        return (await self.target()).frontier
 
     async def recent(self, max_age_s: float = 0.25) -> SearchTarget:
         """A target read at most `max_age_s` ago (for reads that asked for no position)."""
@@ -91,8 +98,9 @@ class ReadSide:
              redis: Redis) -> ReadSide:
         """Build the readers and start the progress listeners."""
         side = cls(SearchReader(es, settings.search_alias),
-                   DashboardReader(redis, settings.dashboard_namespace),
-                   SearchCheckpoint(es, pool, settings.search_alias), LogPositions(pool))
+                   DashboardReader(redis, settings.dashboard_namespace, settings.partitions),
+                   SearchCheckpoint(es, pool, settings.search_alias,
+                                    partitions=settings.partitions), LogPositions(pool))
         side.tasks = [
             asyncio.create_task(listen_postgres(settings.database_url, CHECKPOINT_CHANNEL,
                                                 side.search_progress)),

@@ -45,7 +45,8 @@ def projector_env(settings: Settings) -> dict[str, str]:
             "ORDERS_DASHBOARD_NAMESPACE": settings.dashboard_namespace,
             "ORDERS_SEARCH_SHARDS": str(settings.search_shards),
             "ORDERS_SEARCH_REPLICAS": str(settings.search_replicas),
-            "ORDERS_SEARCH_WAIT_FOR_ACTIVE_SHARDS": settings.search_wait_for_active_shards}
+            "ORDERS_SEARCH_WAIT_FOR_ACTIVE_SHARDS": settings.search_wait_for_active_shards,
+            "ORDERS_PARTITIONS": str(settings.partitions)}
 
 
 def spawn_projector(settings: Settings, batch_size: int = 200) -> subprocess.Popen[bytes]:
@@ -126,8 +127,10 @@ async def caught_up(pool: asyncpg.Pool[Any], es: AsyncElasticsearch, redis: Redi
                     settings: Settings) -> bool:
     try:
         log = LogPositions(pool)
-        search = await search_checkpoint(es, PostgresCheckpoints(pool), settings.search_alias)
-        dash = await dashboard_checkpoint(redis, settings.dashboard_namespace)
+        search = await search_checkpoint(es, PostgresCheckpoints(pool), settings.search_alias,
+                                         settings.partitions)
+        dash = await dashboard_checkpoint(redis, settings.dashboard_namespace,
+                                          settings.partitions)
         return (await log.pending(search)).events == 0 and (await log.pending(dash)).events == 0
     except Exception:  # a store still coming back: not caught up yet
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -17,14 +18,21 @@ from redis.asyncio import Redis
 
 from app.domain import errors
 from app.domain.commands import CancelOrder, OrderLine, PlaceOrder, ShipOrder
-from app.kernel.positions import Checkpoint
-from app.kernel.readmodels import dashboard_keys, live_generation
+from app.kernel.partitions import Partition
+from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints
+from app.kernel.readmodels import (
+    dashboard_checkpoint,
+    dashboard_keys,
+    live_generation,
+    search_checkpoint,
+)
 from app.kernel.settings import Settings
 from app.main import create_app
 from app.write import handlers
 from app.write.store import OrderStore
 from projectors.changes import Change, load_changes
 from projectors.log import LogReader
+from projectors.process import Projector
 
 SKUS = [("SKU-100", "Espresso beans"), ("SKU-200", "Ceramic mug"), ("SKU-300", "Milk frother"),
         ("SKU-400", "Paper filters"), ("SKU-500", "Kettle")]
@@ -91,17 +99,37 @@ async def sql_truth(pool: asyncpg.Pool[Any]) -> dict[str, Any]:
     }
 
 
+async def dashboard_partitions(redis: Redis, namespace: str) -> list[Partition]:
+    """The partitions of the namespace's dashboard that have keys (found by their tag)."""
+    found: set[Partition] = set()
+    async for key in redis.scan_iter(match=f"{namespace}:dash:{{*"):
+        label = re.search(r"/p(\d+)of(\d+)}", key.decode())
+        if label:
+            found.add(Partition(int(label[1]), int(label[2])))
+    return sorted(found, key=lambda p: (p.count, p.index)) or [Partition()]
+
+
+def _sum_into(total: dict[str, int], items: Any) -> None:
+    for key, value in items:
+        name = key.decode() if isinstance(key, bytes) else key
+        total[name] = total.get(name, 0) + int(value)
+
+
 async def redis_figures(redis: Redis, namespace: str) -> dict[str, Any]:
-    """The same figures as the dashboard read model holds them."""
-    generation = await live_generation(redis, namespace) or "v1"
-    keys = dashboard_keys(namespace, generation)
-    counters = {k.decode(): int(v) for k, v in (await redis.hgetall(keys["counters"])).items()}
-    by_day = {k.decode(): int(v) for k, v in (await redis.hgetall(keys["by_day"])).items()}
-    skus = await redis.zrange(keys["top_skus"], 0, -1, withscores=True)
+    """The same figures as the dashboard read model holds them (every partition summed)."""
+    counters: dict[str, int] = {}
+    by_day: dict[str, int] = {}
+    skus: dict[str, int] = {}
+    for partition in await dashboard_partitions(redis, namespace):
+        generation = await live_generation(redis, namespace, partition) or "v1"
+        keys = dashboard_keys(namespace, generation, partition)
+        _sum_into(counters, (await redis.hgetall(keys["counters"])).items())
+        _sum_into(by_day, (await redis.hgetall(keys["by_day"])).items())
+        _sum_into(skus, await redis.zrange(keys["top_skus"], 0, -1, withscores=True))
     return {
         **{name: counters.get(name, 0) for name in
            ("placed", "cancelled", "shipped", "open", "gross_cents", "net_cents")},
-        "top_skus": {sku.decode(): int(score) for sku, score in skus},
+        "top_skus": skus,
         "by_day_placed": {k.split(":")[0]: v for k, v in by_day.items()
                           if k.endswith(":placed")},
         "by_day_revenue_cents": {k.split(":")[0]: v for k, v in by_day.items()
@@ -159,6 +187,22 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30,
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{message} not reached within {seconds}s")
         await asyncio.sleep(0.1)
+
+
+async def every_partition_applied(projector: Projector, settings: Settings,
+                                  seconds: float = 30) -> None:
+    """Wait until both read models have applied every committed event, in every partition
+    (`X-Min-Position` waits only for its own order's partition)."""
+    log = LogPositions(projector.pool)
+
+    async def done() -> bool:
+        search = await search_checkpoint(projector.es, PostgresCheckpoints(projector.pool),
+                                         settings.search_alias, settings.partitions)
+        dash = await dashboard_checkpoint(projector.redis, settings.dashboard_namespace,
+                                          settings.partitions)
+        return (await log.pending(search)).events == 0 and (await log.pending(dash)).events == 0
+
+    await eventually(done, seconds, "every partition applied")
 
 
 class TcpProxy:

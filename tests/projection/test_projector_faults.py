@@ -15,13 +15,13 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.kernel.positions import Checkpoint, PostgresCheckpoints, log_identity
-from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
+from app.kernel.partitions import partition_of, stream_hash
+from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints, log_identity
+from app.kernel.readmodels import dashboard_checkpoint, dashboard_frontier, search_checkpoint
 from app.kernel.settings import Settings
 from app.write.store import OrderStore
 from projectors.dashboard_sink import DashboardSink
 from projectors.documents import index_body
-from projectors.log import LogReader
 from projectors.process import open_projector
 from projectors.search_sink import SearchIndexSink
 from tests.helpers.support import (
@@ -43,9 +43,9 @@ async def test_replaying_a_batch_changes_nothing(
         store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
         read_settings: Settings) -> None:
     await write_orders(store, 80, writers=4)
-    changes = await logged_changes(clean_db)  # once past the cluster-wide snapshot horizon
-    batch = await LogReader(clean_db).read(Checkpoint.start(), 10_000)
-    assert len(batch) == len(changes)
+    # Once past the snapshot horizon, which other databases' open transactions hold back too.
+    changes = await logged_changes(clean_db)
+    batch = [change.logged for change in changes]
     search = SearchIndexSink(es, PostgresCheckpoints(clean_db), alias=read_settings.search_alias)
     dash = DashboardSink(redis, namespace=read_settings.dashboard_namespace)
     identity = (await log_identity(clean_db)).key
@@ -139,6 +139,12 @@ async def _state_is(projection: Any, state: str) -> bool:
     return bool(projection.status.state == state)
 
 
+async def _stream_of(pool: Pool, position: int) -> uuid.UUID:
+    stream: uuid.UUID = await pool.fetchval("SELECT stream_id FROM events WHERE position = $1",
+                                            position)
+    return stream
+
+
 async def _insert_poison(pool: Pool) -> int:
     position: int = await pool.fetchval(
         "INSERT INTO events (stream_id, version, type, schema_version, data) "
@@ -154,21 +160,29 @@ async def test_poison_event_is_dead_lettered_and_stops_the_projection(
         poison = await _insert_poison(clean_db)
         await write_orders(store, 16, writers=2, seed=3)
 
-        async def stopped() -> bool:
-            return all(p.status.state == "stopped_on_poison" for p in projector.projections)
+        holding = partition_of(stream_hash(await _stream_of(clean_db, poison)),
+                              read_settings.partitions)
+        stopping = [p for p in projector.projections if p.partition == holding]
 
-        await eventually(stopped, 30, "both projections stopped on the poison event")
+        async def stopped() -> bool:
+            return all(p.status.state == "stopped_on_poison" for p in stopping)
+
+        await eventually(stopped, 30, "both projections' partition stopped on the poison event")
         # What operators see (the status table), while the projector is stopped on it.
+        names = [f"{name}:{holding.label}" for name in ("search", "dashboard")]
         states = await clean_db.fetch(
-            "SELECT name, state FROM projection_status WHERE name IN ('search', 'dashboard')")
-        assert {r["name"]: r["state"] for r in states} == {
-            "search": "stopped_on_poison", "dashboard": "stopped_on_poison"}
+            "SELECT name, state FROM projection_status WHERE name = ANY($1::text[])", names)
+        assert {r["name"]: r["state"] for r in states} == dict.fromkeys(
+            names, "stopped_on_poison")
     rows = await clean_db.fetch("SELECT projection, position, error FROM dead_letters")
     assert {(r["projection"], r["position"]) for r in rows} == {
         ("search", poison), ("dashboard", poison)}
     assert all("OrderTeleported" in r["error"] for r in rows)
     cp = await dashboard_checkpoint(redis, read_settings.dashboard_namespace)
     assert cp.position < poison  # nothing past the poison was applied
+    frontier = await dashboard_frontier(redis, read_settings.dashboard_namespace)
+    key = await LogPositions(clean_db).key_of(poison)
+    assert key is not None and frontier.checkpoints[holding.index] < key  # in its partition
 
 
 async def test_poison_event_is_skipped_only_when_configured(
@@ -197,23 +211,30 @@ async def test_two_instances_one_active_and_the_standby_takes_over(
         await write_orders(store, 40, writers=2)
         await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 30, "catch-up")
 
-        def active(p: Any) -> set[str]:
-            return {x.name for x in p.projections if x.active}
+        def active(p: Any) -> set[tuple[str, int]]:
+            return {(x.name, x.partition.index) for x in p.projections if x.active}
 
-        assert active(first) | active(second) == {"search", "dashboard"}
+        every = {(name, i) for name in ("search", "dashboard")
+                 for i in range(read_settings.partitions)}
+        async def shared() -> bool:
+            return len(active(first)) == len(active(second)) == len(every) // 2
+
+        await eventually(shared, 15, "the partitions shared evenly")
+        # Each partition applied by exactly one process.
+        assert active(first) | active(second) == every
         assert not active(first) & active(second)
-        leader, standby = (first, second) if active(first) else (second, first)
-        leader_index = (first, second).index(leader)
-        leader.pool.terminate()  # the leader dies: its sessions end, its locks go with them
-        stops[leader_index].set()
+        assert len(active(first)) == len(active(second))
+        leader, standby = first, second
+        leader.pool.terminate()  # one dies: its claims are no longer renewed, leases run out
+        stops[0].set()
         await write_orders(store, 40, writers=2, seed=5)
 
         async def took_over() -> bool:
-            return active(standby) == {"search", "dashboard"}
+            return active(standby) == every
 
-        await eventually(took_over, 15, "standby takes over")
+        await eventually(took_over, 15, "the other process takes every partition")
         await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 30,
-                         "catch-up by the new leader")
+                         "catch-up by the remaining process")
         for stop in stops:
             stop.set()
         await asyncio.wait(tasks, timeout=30)
@@ -247,11 +268,12 @@ async def test_checkpoint_of_search_never_moves_backwards(clean_db: Pool) -> Non
     assert await checkpoints.load("search:x") == Checkpoint(10, 5)
 
 
-async def test_a_leader_whose_lock_connection_drops_steps_down(
+async def test_a_process_whose_claim_is_taken_steps_down(
         store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
         read_settings: Settings) -> None:
-    """The lock's session ends under a running leader: the standby takes over and the old
-    leader notices within a second and stands by, instead of applying beside it."""
+    """A partition's claim passes to another process under a running owner: the new owner
+    applies, and the old one notices within a second and stands by, instead of applying
+    beside it."""
     stops = [asyncio.Event(), asyncio.Event()]
     async with open_projector(read_settings, FAST) as first, \
             open_projector(read_settings, FAST) as second:
@@ -262,16 +284,20 @@ async def test_a_leader_whose_lock_connection_drops_steps_down(
         pairs = [(a, b) for a, b in zip(first.projections, second.projections, strict=True)]
         leader, standby = next((a, b) if a.active else (b, a) for a, b in pairs
                                if a.name == "dashboard")
-        pid = leader._lock_conn.get_server_pid()
-        await clean_db.execute("SELECT pg_terminate_backend($1)", pid)
+        new_owner = (second if standby in second.projections else first).coordinator
+        assert new_owner is not None
+        await clean_db.execute(
+            "UPDATE projection_claims SET owner = $1, token = token + 1 WHERE projection = "
+            "'dashboard' AND partitions = $2 AND partition = $3", new_owner.owner,
+            read_settings.partitions, leader.partition.index)
 
         async def handed_over() -> bool:
             return standby.active and not leader.active
 
-        await eventually(handed_over, 10, "old leader steps down, standby active")
+        await eventually(handed_over, 10, "old owner steps down, new owner active")
         await write_orders(store, 40, writers=2, seed=5)
         await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 30,
-                         "catch-up by the new leader")
+                         "catch-up by the new owner")
         assert standby.active and not leader.active
         for stop in stops:
             stop.set()

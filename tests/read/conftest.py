@@ -17,6 +17,7 @@ from app.kernel.settings import Settings
 from app.main import create_app
 from app.write import handlers
 from app.write.store import OrderStore
+from tests.helpers.support import every_partition_applied
 from tests.projection.conftest import RunProjector
 
 DAY1 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -74,8 +75,10 @@ async def seed(store: OrderStore) -> Seeded:
 async def seeded(store: OrderStore, read_settings: Settings,
                  run_projector: RunProjector) -> AsyncIterator[Seeded]:
     """The seeded data set, projected into both read models, projector still running."""
-    async with run_projector():
+    async with run_projector() as projector:
         data = await seed(store)
+        # X-Min-Position covers the partition of its own order; the seed spans them all.
+        await every_partition_applied(projector, read_settings)
         app = create_app(read_settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from app.demo import generate
 from app.kernel import reindex_jobs
+from app.kernel.partitions import all_partitions
 from app.kernel.readmodels import live_generation, live_index
 from app.kernel.settings import Settings
 from app.main import create_app
@@ -91,7 +92,8 @@ async def test_dashboard_rebuild_under_load_equals_sql(
         await task
         await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "catch-up")
     assert (job["old_target"], job["new_target"]) == ("v1", "v2")
-    assert await live_generation(redis, read_settings.dashboard_namespace) == "v2"
+    assert {await live_generation(redis, read_settings.dashboard_namespace, part)
+            for part in all_partitions(read_settings.partitions)} == {"v2"}
     assert not await redis.exists(f"{read_settings.dashboard_namespace}:dash:v1:counters")
     await assert_read_models_match(clean_db, es, redis, read_settings)
 
@@ -297,6 +299,7 @@ async def test_dashboard_rebuild_racing_a_fresh_live_sink_never_shares_its_keys(
         job = await running
         await write_orders(store, 80, writers=2, seed=9)
         await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 60, "catch-up")
-        live = await live_generation(redis, read_settings.dashboard_namespace)
-    assert live == job["new_target"]
+        live = {await live_generation(redis, read_settings.dashboard_namespace, part)
+                for part in all_partitions(read_settings.partitions)}
+    assert live == {job["new_target"]}
     await assert_read_models_match(clean_db, es, redis, read_settings)
