@@ -12,7 +12,7 @@ from app.write.store import OrderStore
 from projectors.log import Waiter
 from projectors.memory_sink import InMemorySink, MemoryStore
 from projectors.runner import Projection, ProjectionConfig
-from tests.helpers.support import write_orders
+from tests.helpers.support import logged_changes, write_orders
 
 QUICK = ProjectionConfig(batch_size=10, poll_interval_s=0.01, backoff_base_s=0.01,
                          backoff_max_s=0.05, recheck_s=0.0)
@@ -45,6 +45,7 @@ async def head_of(pool: asyncpg.Pool[Any]) -> Checkpoint:
 async def test_projection_rewinds_when_the_store_loses_its_recent_writes(
         store: OrderStore, clean_db: asyncpg.Pool[Any]) -> None:
     await write_orders(store, 40, writers=4)
+    await logged_changes(clean_db)  # every event readable: each step below moves the sink
     memory = MemoryStore()
     projection = Projection(InMemorySink(memory), clean_db, Waiter(), QUICK)
     checkpoint = await projection.start()
@@ -62,6 +63,7 @@ async def test_projection_rewinds_when_the_store_loses_its_recent_writes(
 async def test_projection_rebuilds_and_publishes_when_the_store_loses_everything(
         store: OrderStore, clean_db: asyncpg.Pool[Any]) -> None:
     await write_orders(store, 40, writers=4)
+    await logged_changes(clean_db)  # every event readable: each step below moves the sink
     memory = MemoryStore()
     projection = Projection(InMemorySink(memory), clean_db, Waiter(), QUICK)
     head = await head_of(clean_db)
