@@ -30,10 +30,18 @@ from infra.versions import (
 )
 
 SERVICE_USER = "orders-stack"
-PG_PORT = 55432
-REDIS_PORT = 56379
-ES_PORT = 59200
-ES_TRANSPORT_PORT = 59300
+
+
+def _port(name: str, default: int) -> int:
+    """A port of the native stack; `ORDERS_STACK_<NAME>_PORT` moves it (a second, private stack
+    beside the usual one)."""
+    return int(os.environ.get(f"ORDERS_STACK_{name}_PORT") or default)
+
+
+PG_PORT = _port("PG", 55432)
+REDIS_PORT = _port("REDIS", 56379)
+ES_PORT = _port("ES", 59200)
+ES_TRANSPORT_PORT = _port("ES_TRANSPORT", 59300)
 
 
 class StackError(RuntimeError):
