@@ -38,13 +38,29 @@ def _settings() -> Settings:
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
-    """Run a one-shot command; a service that does not answer is one line, not a traceback."""
+    """Run a one-shot command; a service that does not answer, or refuses this process's
+    credential, is one line, not a traceback."""
     import asyncpg
+
+    from app.kernel.credentials import CredentialsRefused
 
     try:
         return asyncio.run(work)
+    except CredentialsRefused as exc:
+        _fail(str(exc))
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
         _fail(f"a service did not answer ({exc}): is the stack up? `orders stack up` starts it")
+
+
+def _check_credentials(settings: Settings, kind: Any) -> None:
+    """Stop with one line when a service refuses the credential of a process of `kind`
+    (before a server or a loop starts, where it would be a traceback or a restart loop)."""
+    from app.kernel.bootstrap import connect
+
+    async def check() -> None:
+        await (await connect(settings, kind)).close()
+
+    _run(check())
 
 
 def _fail(message: str) -> NoReturn:
@@ -69,6 +85,7 @@ def api(
     from app.logs import setup_logging
 
     os.environ["ORDERS_API_ROLE"] = role
+    _check_credentials(_settings(), "api")
     setup_logging()
     uvicorn.run("app.asgi:create", factory=True, host=host, port=port, workers=workers,
                 log_config=None, access_log=False, proxy_headers=False,
@@ -118,7 +135,9 @@ def project(
 
     setup_logging()
     config = ProjectionConfig(batch_size=batch_size, skip_poison=skip_poison)
-    asyncio.run(serve(_settings(), config, metrics_port or None))
+    settings = _settings()
+    _check_credentials(settings, "projector")
+    asyncio.run(serve(settings, config, metrics_port or None))
 
 
 @main.command()
@@ -211,8 +230,10 @@ def reindex(
     from projectors.process import run_rebuild
 
     tune_gc()
+    settings = _settings()
+    _check_credentials(settings, "rebuild")
     with _progress_bar(f"rebuild {target}") as show:
-        job = asyncio.run(run_rebuild(_settings(), target,  # type: ignore[arg-type]
+        job = asyncio.run(run_rebuild(settings, target,  # type: ignore[arg-type]
                                       restart=restart, keep_old=keep_old, progress=show))
     typer.echo(f"{target} rebuilt: {job['old_target']} -> {job['new_target']}, "
                f"{job['events_read']} events read, {job['docs_written']} documents written")
@@ -222,8 +243,10 @@ def reindex(
 def migrate() -> None:
     """Apply pending SQL migrations (safe to run twice)."""
     from infra.migrate import migrate as run_migrations
+    from infra.migrate import role_passwords
 
-    applied = _run(run_migrations(_settings().database_url))
+    settings = _settings()
+    applied = _run(run_migrations(settings.database_url, role_passwords(settings)))
     typer.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 

@@ -19,7 +19,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app.kernel import reindex_jobs
-from app.kernel.bootstrap import Kind, connect
+from app.kernel.bootstrap import Kind, connect, database_url
 from app.kernel.positions import PostgresCheckpoints
 from app.kernel.reindex_jobs import Target
 from app.kernel.runtime import tune_gc
@@ -64,7 +64,7 @@ async def open_projector(settings: Settings, config: ProjectionConfig | None = N
     """Open the clients, build the search and dashboard projections, close on exit."""
     opened = await connect(settings, kind)
     pool, es, redis = opened.pool, opened.es, opened.redis
-    notifier = LogNotifier(settings.database_url)
+    notifier = LogNotifier(database_url(settings, kind))
     projector = Projector(pool, es, redis, notifier)
     sinks: list[Sink] = [
         SearchIndexSink(es, PostgresCheckpoints(pool), alias=settings.search_alias),

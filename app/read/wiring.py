@@ -11,6 +11,7 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from app.kernel.bootstrap import database_url
 from app.kernel.positions import CHECKPOINT_CHANNEL, Checkpoint, LogPositions, PostgresCheckpoints
 from app.kernel.readmodels import IndexRef, dashboard_channel, resolve_index
 from app.kernel.settings import Settings
@@ -94,8 +95,8 @@ class ReadSide:
                    DashboardReader(redis, settings.dashboard_namespace),
                    SearchCheckpoint(es, pool, settings.search_alias), LogPositions(pool))
         side.tasks = [
-            asyncio.create_task(listen_postgres(settings.database_url, CHECKPOINT_CHANNEL,
-                                                side.search_progress)),
+            asyncio.create_task(listen_postgres(database_url(settings, "api"),
+                                                CHECKPOINT_CHANNEL, side.search_progress)),
             asyncio.create_task(listen_redis(redis, dashboard_channel(
                 settings.dashboard_namespace), side.dashboard_progress, side.stop)),
         ]
