@@ -31,6 +31,10 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ValidationError as exc:
+        unreadable = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()
+                      if not e["loc"]]
+        if unreadable:  # a secret's file (ORDERS_..._FILE) that cannot be read
+            _fail("; ".join(unreadable))
         missing = ", ".join(str(e["loc"][0]).upper() for e in exc.errors())
         where = found or f"./.stack/env or {PROJECT_ENV_FILE}"
         _fail(f"{missing} not set and not in {where}: run `make stack` in the project, "
