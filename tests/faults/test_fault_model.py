@@ -84,7 +84,7 @@ def postgres() -> Iterator[PrivateCluster]:
 @pytest.fixture
 async def deployment(postgres: PrivateCluster,
                      service_urls: ServiceUrls) -> AsyncIterator[Deployment]:
-    tag = f"orders-f{uuid.uuid4().hex[:10]}"
+    tag = f"orders_f{uuid.uuid4().hex[:10]}"  # a database name too: no dash
     postgres.psql(f"CREATE DATABASE {tag}")
     await migrate(postgres.database_url(tag))
     redis_server = PrivateRedis()
