@@ -22,8 +22,11 @@ BEGIN
     END LOOP;
     -- The write API reads what the read API reads (`--role all` serves both from one pool);
     -- a rebuild may do what the projector does (the projector runs queued rebuilds too).
+    -- The projector's stall guard names the session holding the snapshot horizon back, which
+    -- needs other sessions' activity (pg_stat_activity shows it only to pg_read_all_stats).
     FOREACH member SLICE 1 IN ARRAY ARRAY[['orders_reader', 'orders_writer'],
-                                          ['orders_projector', 'orders_rebuild']] LOOP
+                                          ['orders_projector', 'orders_rebuild'],
+                                          ['pg_read_all_stats', 'orders_projector']] LOOP
         IF NOT pg_has_role(member[2], member[1], 'MEMBER') THEN
             BEGIN
                 EXECUTE format('GRANT %I TO %I', member[1], member[2]);

@@ -56,6 +56,16 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
         _fail(f"a service did not answer ({exc}): is the stack up? `orders stack up` starts it")
 
 
+def _refusal_is_one_line(work: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived process; a refused credential is one line, other errors its own."""
+    from app.kernel.credentials import CredentialsRefused
+
+    try:
+        return asyncio.run(work)
+    except CredentialsRefused as exc:
+        _fail(str(exc))
+
+
 def _check_credentials(settings: Settings, kind: Any) -> None:
     """Stop with one line when a service refuses the credential of a process of `kind`
     (before a server or a loop starts, where it would be a traceback or a restart loop)."""
@@ -139,9 +149,8 @@ def project(
 
     setup_logging()
     config = ProjectionConfig(batch_size=batch_size, skip_poison=skip_poison)
-    settings = _settings()
-    _check_credentials(settings, "projector")
-    asyncio.run(serve(settings, config, metrics_port or None))
+    # Its signal handlers go in first, then the clients (a refused credential stops it there).
+    _refusal_is_one_line(serve(_settings(), config, metrics_port or None))
 
 
 @main.command()
@@ -234,11 +243,10 @@ def reindex(
     from projectors.process import run_rebuild
 
     tune_gc()
-    settings = _settings()
-    _check_credentials(settings, "rebuild")
     with _progress_bar(f"rebuild {target}") as show:
-        job = asyncio.run(run_rebuild(settings, target,  # type: ignore[arg-type]
-                                      restart=restart, keep_old=keep_old, progress=show))
+        job = _refusal_is_one_line(run_rebuild(_settings(), target,  # type: ignore[arg-type]
+                                               restart=restart, keep_old=keep_old,
+                                               progress=show))
     typer.echo(f"{target} rebuilt: {job['old_target']} -> {job['new_target']}, "
                f"{job['events_read']} events read, {job['docs_written']} documents written")
 

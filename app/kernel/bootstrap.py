@@ -119,7 +119,8 @@ async def check_access(settings: Settings, kind: Kind, es: AsyncElasticsearch,
     and wait for the service (the fault model), but a wrong password never heals.
     """
     try:
-        await es.security.authenticate()
+        # Short and once: a hung node must not hold a starting process for long.
+        await es.options(request_timeout=3, max_retries=0).security.authenticate()
     except AuthenticationException as exc:
         raise _refused(settings, kind, "elasticsearch", exc) from None
     except Exception:  # down, or security off (nothing to authenticate against)

@@ -28,7 +28,6 @@ from app.kernel.pool import create_pool
 from app.kernel.readmodels import live_generation, live_index
 from app.kernel.settings import Settings
 from infra import native, stack
-from infra.migrate import migrate
 from tests.faults.harness import (
     api,
     assert_equal_to_write_model,
@@ -38,7 +37,7 @@ from tests.faults.harness import (
 from tests.faults.private import PrivateRedis
 from tests.private_postgres import PrivateCluster
 from tests.services import ServiceUrls
-from tests.support import eventually
+from tests.support import eventually, migrate_for_processes
 
 pytestmark = pytest.mark.skipif(not native.redis_running(),
                                 reason="needs the native stack (orders stack up)")
@@ -86,7 +85,7 @@ async def deployment(postgres: PrivateCluster,
                      service_urls: ServiceUrls) -> AsyncIterator[Deployment]:
     tag = f"orders_f{uuid.uuid4().hex[:10]}"  # a database name too: no dash
     postgres.psql(f"CREATE DATABASE {tag}")
-    await migrate(postgres.database_url(tag))
+    await migrate_for_processes(postgres.database_url(tag))
     redis_server = PrivateRedis()
     redis_server.start()
     settings = Settings(database_url=postgres.database_url(tag), redis_url=redis_server.url,
@@ -220,7 +219,7 @@ async def test_checkpoints_from_another_cluster(deployment: Deployment) -> None:
                         "SELECT state FROM projection_status WHERE name = 'dashboard'")
                     return bool(state == "source_moved")
                 await eventually(refuses, 30, "the projector refusing a moved log")
-                assert "rebase-log" in await migrate(moved.database_url)
+                assert "rebase-log" in await migrate_for_processes(moved.database_url)
                 await asyncio.sleep(FAULT_AT_S)
             d.assert_projector_alive()
             await assert_equal_to_write_model(pool, d.es, d.redis, moved)
