@@ -69,6 +69,22 @@ async def set_passwords(conn: asyncpg.Connection[Any], passwords: Mapping[str, s
                 await asyncio.sleep(0.1 * (attempt + 1))
 
 
+async def _apply_roles(conn: asyncpg.Connection[Any], passwords: Mapping[str, str]) -> None:
+    async with conn.transaction():
+        await conn.execute(ROLES.read_text())
+    await set_passwords(conn, passwords)
+
+
+async def apply_roles(dsn: str, passwords: Mapping[str, str]) -> None:
+    """Only the roles step of `migrate` (roles.sql and passwords). Roles live in the cluster,
+    not in a database: a database dump restored into another cluster arrives without them."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await _apply_roles(conn, passwords)
+    finally:
+        await conn.close()
+
+
 async def migrate(dsn: str, passwords: Mapping[str, str] | None = None) -> list[str]:
     """Apply pending migrations; return the names applied now (empty when up to date).
 
@@ -95,9 +111,7 @@ async def migrate(dsn: str, passwords: Mapping[str, str] | None = None) -> list[
                 for statement in REBASE:
                     await conn.execute(statement)
             applied.append("rebase-log")
-        async with conn.transaction():
-            await conn.execute(ROLES.read_text())
-        await set_passwords(conn, passwords or {})
+        await _apply_roles(conn, passwords or {})
     finally:
         await conn.execute(locks.UNLOCK, locks.MIGRATIONS)
         await conn.close()

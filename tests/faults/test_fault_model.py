@@ -28,6 +28,7 @@ from app.kernel.pool import create_pool
 from app.kernel.readmodels import live_generation, live_index
 from app.kernel.settings import Settings
 from infra import native, stack
+from infra.migrate import apply_roles, role_passwords
 from tests.faults.harness import (
     api,
     assert_equal_to_write_model,
@@ -209,6 +210,8 @@ async def test_checkpoints_from_another_cluster(deployment: Deployment) -> None:
             restored_tx = int(await pool.fetchval("SELECT max(transaction_id)::text FROM events"))
             new_tx = int(await pool.fetchval("SELECT pg_current_xact_id()::text"))
             assert new_tx < restored_tx  # the hazard itself: new events would sort first
+            # A dump carries no roles: the new cluster gets them first, the rebase comes later.
+            await apply_roles(moved.database_url, role_passwords(moved))
             d.settings = moved
             d.start_projector()
             async with api(moved) as http, mixed_writes(http, seed=2) as tally:
