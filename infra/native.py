@@ -4,10 +4,13 @@ PostgreSQL and Redis come from Debian's packages, Elasticsearch from Elastic's d
 zip on Maven Central. All three bind 127.0.0.1 only and run as a non-root service user
 (PostgreSQL and Elasticsearch refuse root). Every step is idempotent: a running service is
 reused, a missing package is installed, a missing download is fetched once into a cache.
+Given the stack's secrets (infra/security.py), each service requires a password: a running
+one started without is reconfigured (PostgreSQL reloads, Redis and Elasticsearch restart).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra import security
 from infra.versions import (
     ELASTICSEARCH_ARTIFACT,
     ELASTICSEARCH_JAVA_MAX,
@@ -30,10 +34,18 @@ from infra.versions import (
 )
 
 SERVICE_USER = "orders-stack"
-PG_PORT = 55432
-REDIS_PORT = 56379
-ES_PORT = 59200
-ES_TRANSPORT_PORT = 59300
+
+
+def _port(name: str, default: int) -> int:
+    """A port of the native stack; `ORDERS_STACK_<NAME>_PORT` moves it (a second, private stack
+    beside the usual one)."""
+    return int(os.environ.get(f"ORDERS_STACK_{name}_PORT") or default)
+
+
+PG_PORT = _port("PG", 55432)
+REDIS_PORT = _port("REDIS", 56379)
+ES_PORT = _port("ES", 59200)
+ES_TRANSPORT_PORT = _port("ES_TRANSPORT", 59300)
 
 
 class StackError(RuntimeError):
@@ -87,11 +99,14 @@ class Layout:
 
 
 def run(cmd: list[str], *, as_service: bool = False, check: bool = True,
-        timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run a command, as the service user when asked and when we are root."""
+        timeout: float = 600, env: dict[str, str] | None = None,
+        ) -> subprocess.CompletedProcess[str]:
+    """Run a command, as the service user when asked and when we are root; `env` adds to
+    the environment (secrets go there, never on a command line others can list)."""
     if as_service and _is_root():
         cmd = ["runuser", "-u", SERVICE_USER, "--", *cmd]
-    return subprocess.run(cmd, check=check, text=True, capture_output=True, timeout=timeout)
+    return subprocess.run(cmd, check=check, text=True, capture_output=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
 
 
 def _apt_install(*packages: str) -> None:
@@ -147,12 +162,14 @@ def postgres_running(layout: Layout) -> bool:
                as_service=True, check=False).returncode == 0
 
 
-def start_postgres(layout: Layout) -> str:
-    """Start PostgreSQL (initdb on first use) and return its URL."""
+def start_postgres(layout: Layout, found: dict[str, str] | None = None) -> str:
+    """Start PostgreSQL (initdb on first use) and return its URL; with the stack's secrets,
+    passwords are required over TCP and the schema owner role exists (`_secure_postgres`)."""
     bindir = _pg_bin()
     sock = layout.pg_data.parent
     sock.mkdir(parents=True, exist_ok=True)
     _chown_tree(sock)
+    sock.chmod(0o700)  # the socket admits whoever reaches it: the service user only
     if not (layout.pg_data / "PG_VERSION").exists():
         run([str(bindir / "initdb"), "-D", str(layout.pg_data), "-U", "postgres",
              "--auth=trust", "--encoding=UTF8", "--no-locale"], as_service=True)
@@ -165,12 +182,32 @@ def start_postgres(layout: Layout) -> str:
         if result.returncode != 0:
             raise StackError(f"PostgreSQL did not start ({result.stderr.strip()}); "
                              f"see {layout.pg_log}")
-    psql = [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres",
-            "-tAc"]
-    exists = run([*psql, "SELECT 1 FROM pg_database WHERE datname = 'orders'"]).stdout.strip()
-    if exists != "1":
-        run([*psql, "CREATE DATABASE orders"])
+    exists = _psql(layout, "SELECT 1 FROM pg_database WHERE datname = 'orders'").stdout
+    if exists.strip() != "1":
+        _psql(layout, "CREATE DATABASE orders")
+    if found is not None:
+        _secure_postgres(layout, found)
     return f"postgresql://postgres@127.0.0.1:{PG_PORT}/orders"
+
+
+def _psql(layout: Layout, sql: str, database: str = "postgres",
+          ) -> subprocess.CompletedProcess[str]:
+    """Run SQL as the superuser through the socket (the stack's own door, see PG_HBA)."""
+    return run([str(_pg_bin() / "psql"), "-h", str(layout.pg_data.parent), "-p", str(PG_PORT),
+                "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+               as_service=True)
+
+
+def _secure_postgres(layout: Layout, found: dict[str, str]) -> None:
+    """The schema owner role and the `orders` database in its hands; passwords over TCP."""
+    _psql(layout, security.pg_owner_sql(found["pg_owner"]))
+    _psql(layout, security.PG_REASSIGN_TABLES, database="orders")
+    hba = layout.pg_data / "pg_hba.conf"
+    if hba.read_text() != security.PG_HBA:
+        hba.write_text(security.PG_HBA)
+        _chown_tree(hba)
+        # A reload is enough: pg_hba.conf applies to connections made from now on.
+        run([str(_pg_bin() / "pg_ctl"), "reload", "-D", str(layout.pg_data)], as_service=True)
 
 
 def stop_postgres(layout: Layout) -> None:
@@ -186,32 +223,60 @@ def _redis_cli() -> list[str]:
     return ["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT)]
 
 
-def redis_running() -> bool:
-    if shutil.which("redis-cli") is None:
-        return False
+def _redis_admin(*args: str, timeout: float = 5) -> subprocess.CompletedProcess[str]:
+    """redis-cli as the stack's administrator when its secret exists (else as nobody)."""
+    secret = security.read_secret(Layout.default().state, "redis_admin")
+    if secret is None:
+        return run([*_redis_cli(), *args], check=False, timeout=timeout)
+    return run([*_redis_cli(), "--user", security.ADMIN, "--no-auth-warning", *args],
+               check=False, timeout=timeout, env={"REDISCLI_AUTH": secret})
+
+
+def _redis_open() -> bool:
+    """True when Redis answers without a password (started before the stack had ACLs)."""
     result = run([*_redis_cli(), "ping"], check=False, timeout=5)
     return result.stdout.strip() == "PONG"
 
 
-def start_redis(layout: Layout) -> str:
-    """Start Redis with an append-only file and return its URL."""
+def redis_running() -> bool:
+    if shutil.which("redis-cli") is None:
+        return False
+    return _redis_admin("ping").stdout.strip() == "PONG" or _redis_open()
+
+
+def start_redis(layout: Layout, found: dict[str, str] | None = None) -> str:
+    """Start Redis with an append-only file and return its URL; with the stack's secrets,
+    with its ACL file (the default user off), restarting one that runs without."""
     if shutil.which("redis-server") is None:
         _apt_install("redis-server")
     layout.redis_dir.mkdir(parents=True, exist_ok=True)
-    _chown_tree(layout.redis_dir)
     log = layout.redis_dir / "redis.log"
+    acl = layout.redis_dir / "users.acl"
+    if found is not None:
+        acl.write_text(security.redis_acl(found))
+        acl.chmod(0o600)
+    _chown_tree(layout.redis_dir)
+    if found is not None and _redis_open():
+        print("  restarting Redis with its ACL file ...", flush=True)
+        stop_redis()  # the append-only file carries the data over
+    elif found is not None and redis_running():
+        _redis_admin("acl", "load")  # a changed secret takes effect now
     if not redis_running():
+        secured = ["--aclfile", str(acl)] if found is not None else []
         run(["redis-server", "--bind", "127.0.0.1", "--port", str(REDIS_PORT),
              "--daemonize", "yes", "--dir", str(layout.redis_dir), "--logfile", str(log),
              "--pidfile", str(layout.redis_dir / "redis.pid"), "--appendonly", "yes",
-             "--save", ""], as_service=True)
+             "--save", "", *secured], as_service=True)
         _wait(redis_running, 30, f"Redis did not answer PING; see {log}")
     return f"redis://127.0.0.1:{REDIS_PORT}/0"
 
 
 def stop_redis() -> None:
     if redis_running():
-        run([*_redis_cli(), "shutdown"], check=False)
+        if _redis_open():
+            run([*_redis_cli(), "shutdown"], check=False)
+        else:
+            _redis_admin("shutdown")
         _wait(lambda: not redis_running(), 30, "Redis did not stop")
 
 
@@ -264,9 +329,16 @@ def _unpack(archive: Path, dest_parent: Path) -> None:
                 path.chmod(mode)
 
 
-def _es_get(path: str, timeout: float = 5) -> dict[str, object] | None:
+def _es_get(path: str, timeout: float = 5, *,
+            anonymous: bool = False) -> dict[str, object] | None:
+    """GET as the stack's administrator (when its secret exists); None on any failure."""
+    request = urllib.request.Request(f"http://127.0.0.1:{ES_PORT}{path}")
+    secret = None if anonymous else security.read_secret(Layout.default().state, "es_admin")
+    if secret is not None:
+        token = base64.b64encode(f"{security.ADMIN}:{secret}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ES_PORT}{path}", timeout=timeout) as r:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             body: dict[str, object] = json.loads(r.read())
             return body
     except (urllib.error.URLError, OSError, ValueError):
@@ -275,25 +347,59 @@ def _es_get(path: str, timeout: float = 5) -> dict[str, object] | None:
 
 def elasticsearch_running() -> bool:
     health = _es_get("/_cluster/health")
+    if health is None:  # secured with other credentials, or started before it had any
+        health = _es_get("/_cluster/health", anonymous=True)
     return health is not None and health.get("status") in ("green", "yellow")
 
 
-def start_elasticsearch(layout: Layout) -> str:
-    """Start single-node Elasticsearch from the distribution zip and return its URL."""
+def _es_users(layout: Layout, jdk: Path, found: dict[str, str]) -> None:
+    """The file realm: roles.yml, and each user with its password (re-added on a change)."""
+    config = layout.es_home / "config"
+    (config / "roles.yml").write_text(security.ES_ROLES)
+    stamp = config / "orders-users.stamp"
+    wanted = security.es_users_stamp(found)
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    tool = [str(layout.es_home / "bin" / "elasticsearch-users")]
+    for user, (role, name) in security.ES_USERS.items():
+        env = {"ES_JAVA_HOME": str(jdk)}
+        run([*tool, "userdel", user], as_service=True, check=False, env=env)
+        added = run([*tool, "useradd", user, "-p", found[name], "-r", role], as_service=True,
+                    check=False, env=env)
+        if added.returncode != 0:
+            raise StackError(f"elasticsearch-users could not add {user}: {added.stderr[-500:]}")
+    stamp.write_text(wanted)
+    _chown_tree(config)
+
+
+def start_elasticsearch(layout: Layout, found: dict[str, str] | None = None) -> str:
+    """Start single-node Elasticsearch from the distribution zip and return its URL; with
+    the stack's secrets, with security on (restarting one that runs without)."""
     url = f"http://127.0.0.1:{ES_PORT}"
+    if found is not None and _es_get("/_cluster/health", anonymous=True) is not None:
+        print("  restarting Elasticsearch with security on ...", flush=True)
+        stop_elasticsearch(layout)
+    if found is not None and (layout.es_home / "config").is_dir():
+        _es_users(layout, find_jdk(), found)  # a running node reloads its file realm
     if elasticsearch_running():
         return url
     if not (layout.es_home / "bin" / "elasticsearch").exists():
         _unpack(_fetch_distribution(layout), layout.state)
     layout.es_logs.mkdir(parents=True, exist_ok=True)
     (layout.state / "es-data").mkdir(parents=True, exist_ok=True)
+    jdk = find_jdk()
+    if found is not None:
+        _es_users(layout, jdk, found)
     for path in (layout.es_home, layout.es_logs, layout.state / "es-data"):
         _chown_tree(path)
-    jdk = find_jdk()
+    # One node: no transport TLS needed (it talks to no other); HTTP on 127.0.0.1 only.
+    secured = {"xpack.security.enabled": "true", "xpack.security.http.ssl.enabled": "false",
+               "xpack.security.transport.ssl.enabled": "false"}
     settings = {
         "discovery.type": "single-node", "network.host": "127.0.0.1",
         "http.port": str(ES_PORT), "transport.port": str(ES_TRANSPORT_PORT),
-        "xpack.security.enabled": "false", "path.data": str(layout.state / "es-data"),
+        **(secured if found is not None else {"xpack.security.enabled": "false"}),
+        "path.data": str(layout.state / "es-data"),
         "path.logs": str(layout.es_logs),
         "cluster.routing.allocation.disk.threshold_enabled": "false",
     }

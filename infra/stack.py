@@ -5,8 +5,10 @@ the native stack does, even where a Docker engine runs (the test suite starts on
 Docker tests, and the native stack stays the default).
 
 `up()` is idempotent (a second call reuses what runs), waits until each service answers,
-prints the URLs and writes them to `.stack/env`, which the Makefile, the app and the tests
-read. `up(cluster=True)` starts the cluster stack instead (native only): the same PostgreSQL
+prints the URLs (without their passwords) and writes them to `.stack/env` (0600), which the
+Makefile, the app and the tests read. The native stack is secured on every `up`: secrets are
+made once in `<state>/secrets` (infra/security.py) and each service made to require them.
+`up(cluster=True)` starts the cluster stack instead (native only): the same PostgreSQL
 and Redis, plus a three-node Elasticsearch cluster and a six-node Redis Cluster, and writes
 its URLs to `.stack/cluster.env`; `.stack/env` and the single-node services are untouched.
 """
@@ -19,7 +21,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from infra import es_cluster, native, redis_cluster
+from app.kernel.credentials import without_userinfo
+from infra import es_cluster, native, redis_cluster, security
 from infra.native import Layout, StackError
 
 ENV_FILE = Path(".stack/env")
@@ -57,33 +60,42 @@ def _compose_up() -> dict[str, str]:
 
 def _native_up(layout: Layout) -> dict[str, str]:
     native.ensure_service_user(layout)
-    urls: dict[str, str] = {}
+    found = security.ensure_secrets(layout.state)
     started = time.monotonic()
     print("starting PostgreSQL ...", flush=True)
-    urls["DATABASE_URL"] = native.start_postgres(layout)
+    native.start_postgres(layout, found)
     print("starting Redis ...", flush=True)
-    urls["REDIS_URL"] = native.start_redis(layout)
+    native.start_redis(layout, found)
     print("starting Elasticsearch ...", flush=True)
-    urls["ELASTICSEARCH_URL"] = native.start_elasticsearch(layout)
-    print(f"stack ready in {time.monotonic() - started:.1f}s (state in {layout.state})")
-    return urls
+    native.start_elasticsearch(layout, found)
+    print(f"stack ready in {time.monotonic() - started:.1f}s (state in {layout.state}, "
+          f"secrets in {security.secrets_dir(layout.state)})")
+    return security.env_entries(layout.state, found, native.PG_PORT, native.REDIS_PORT,
+                                native.ES_PORT)
 
 
 def _cluster_up(layout: Layout) -> dict[str, str]:
     native.ensure_service_user(layout)
+    found = security.ensure_secrets(layout.state)
     started = time.monotonic()
     print("starting PostgreSQL and Redis (shared with the single-node stack) ...", flush=True)
-    urls = {"DATABASE_URL": native.start_postgres(layout),
-            "REDIS_URL": native.start_redis(layout)}
+    native.start_postgres(layout, found)
+    native.start_redis(layout, found)
     print(f"starting {es_cluster.NODE_COUNT} Elasticsearch nodes ...", flush=True)
     es_cluster.start_nodes(layout)
     print(f"starting a Redis Cluster of {len(redis_cluster.PORTS)} nodes ...", flush=True)
     redis_cluster.start(layout)
-    urls |= {"ELASTICSEARCH_URL": es_cluster.urls(),
-             "REDIS_CLUSTER_NODES": redis_cluster.nodes(), **CLUSTER_SEARCH}
+    entries = security.env_entries(layout.state, found, native.PG_PORT, native.REDIS_PORT,
+                                   native.ES_PORT)
+    # The cluster's own nodes run without authentication (see the README's security model):
+    # its processes get PostgreSQL's credentials only.
+    entries = {k: v for k, v in entries.items()
+               if not k.startswith(("ORDERS_ES_", "ORDERS_REDIS_"))}
+    entries |= {"ELASTICSEARCH_URL": es_cluster.urls(),
+                "REDIS_CLUSTER_NODES": redis_cluster.nodes(), **CLUSTER_SEARCH}
     print(f"cluster stack ready in {time.monotonic() - started:.1f}s "
           f"(state in {layout.state / 'cluster'})")
-    return urls
+    return entries
 
 
 def up(env_file: Path | None = None, cluster: bool = False) -> dict[str, str]:
@@ -94,9 +106,13 @@ def up(env_file: Path | None = None, cluster: bool = False) -> dict[str, str]:
         urls = _compose_up() if use_compose() else _native_up(Layout.default())
     env_file = env_file or (CLUSTER_ENV_FILE if cluster else ENV_FILE)
     env_file.parent.mkdir(parents=True, exist_ok=True)
-    env_file.write_text("".join(f"{key}={value}\n" for key, value in urls.items()))
+    # Owner-only before anything is written: it holds the administrators' URLs.
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    env_file.chmod(0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(f"{key}={value}\n" for key, value in urls.items()))
     for key, value in urls.items():
-        print(f"  {key}={value}")
+        print(f"  {key}={without_userinfo(value) if key.endswith('_URL') else value}")
     return urls
 
 
@@ -158,12 +174,13 @@ def stop(service: str) -> None:
 def start(service: str) -> None:
     """Start one native service again."""
     layout = Layout.default()
+    found = security.ensure_secrets(layout.state)
     if service == "postgres":
-        native.start_postgres(layout)
+        native.start_postgres(layout, found)
     elif service == "redis":
-        native.start_redis(layout)
+        native.start_redis(layout, found)
     elif service == "elasticsearch":
-        native.start_elasticsearch(layout)
+        native.start_elasticsearch(layout, found)
     else:
         raise ValueError(f"unknown service {service!r}; one of {SERVICES}")
 

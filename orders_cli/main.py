@@ -31,6 +31,10 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ValidationError as exc:
+        unreadable = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()
+                      if not e["loc"]]
+        if unreadable:  # a secret's file (ORDERS_..._FILE) that cannot be read
+            _fail("; ".join(unreadable))
         missing = ", ".join(str(e["loc"][0]).upper() for e in exc.errors())
         where = found or f"./.stack/env or {PROJECT_ENV_FILE}"
         _fail(f"{missing} not set and not in {where}: run `make stack` in the project, "
@@ -38,13 +42,39 @@ def _settings() -> Settings:
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
-    """Run a one-shot command; a service that does not answer is one line, not a traceback."""
+    """Run a one-shot command; a service that does not answer, or refuses this process's
+    credential, is one line, not a traceback."""
     import asyncpg
+
+    from app.kernel.credentials import CredentialsRefused
 
     try:
         return asyncio.run(work)
+    except CredentialsRefused as exc:
+        _fail(str(exc))
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
         _fail(f"a service did not answer ({exc}): is the stack up? `orders stack up` starts it")
+
+
+def _refusal_is_one_line(work: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived process; a refused credential is one line, other errors its own."""
+    from app.kernel.credentials import CredentialsRefused
+
+    try:
+        return asyncio.run(work)
+    except CredentialsRefused as exc:
+        _fail(str(exc))
+
+
+def _check_credentials(settings: Settings, kind: Any) -> None:
+    """Stop with one line when a service refuses the credential of a process of `kind`
+    (before a server or a loop starts, where it would be a traceback or a restart loop)."""
+    from app.kernel.bootstrap import connect
+
+    async def check() -> None:
+        await (await connect(settings, kind)).close()
+
+    _run(check())
 
 
 def _fail(message: str) -> NoReturn:
@@ -69,6 +99,7 @@ def api(
     from app.logs import setup_logging
 
     os.environ["ORDERS_API_ROLE"] = role
+    _check_credentials(_settings(), "api")
     setup_logging()
     uvicorn.run("app.asgi:create", factory=True, host=host, port=port, workers=workers,
                 log_config=None, access_log=False, proxy_headers=False,
@@ -118,7 +149,8 @@ def project(
 
     setup_logging()
     config = ProjectionConfig(batch_size=batch_size, skip_poison=skip_poison)
-    asyncio.run(serve(_settings(), config, metrics_port or None))
+    # Its signal handlers go in first, then the clients (a refused credential stops it there).
+    _refusal_is_one_line(serve(_settings(), config, metrics_port or None))
 
 
 @main.command()
@@ -212,8 +244,9 @@ def reindex(
 
     tune_gc()
     with _progress_bar(f"rebuild {target}") as show:
-        job = asyncio.run(run_rebuild(_settings(), target,  # type: ignore[arg-type]
-                                      restart=restart, keep_old=keep_old, progress=show))
+        job = _refusal_is_one_line(run_rebuild(_settings(), target,  # type: ignore[arg-type]
+                                               restart=restart, keep_old=keep_old,
+                                               progress=show))
     typer.echo(f"{target} rebuilt: {job['old_target']} -> {job['new_target']}, "
                f"{job['events_read']} events read, {job['docs_written']} documents written")
 
@@ -222,8 +255,10 @@ def reindex(
 def migrate() -> None:
     """Apply pending SQL migrations (safe to run twice)."""
     from infra.migrate import migrate as run_migrations
+    from infra.migrate import role_passwords
 
-    applied = _run(run_migrations(_settings().database_url))
+    settings = _settings()
+    applied = _run(run_migrations(settings.database_url, role_passwords(settings)))
     typer.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 

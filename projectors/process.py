@@ -19,7 +19,7 @@ from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
 from app.kernel import reindex_jobs
-from app.kernel.bootstrap import Kind, connect
+from app.kernel.bootstrap import Kind, connect, database_url
 from app.kernel.partitions import all_partitions
 from app.kernel.positions import PostgresCheckpoints
 from app.kernel.readmodels import SearchIndexOptions
@@ -72,7 +72,7 @@ async def open_projector(settings: Settings, config: ProjectionConfig | None = N
     config = config or ProjectionConfig()
     opened = await connect(settings, kind)
     pool, es, redis = opened.pool, opened.es, opened.redis
-    notifier = LogNotifier(settings.database_url)
+    notifier = LogNotifier(database_url(settings, kind))
     projector = Projector(pool, es, redis, notifier)
     names = [name for name in ("search", "dashboard") if only is None or name in only]
     if names:

@@ -15,7 +15,7 @@ import pytest
 from app.kernel.pool import create_pool
 from app.kernel.settings import Settings
 from app.main import create_app
-from infra.migrate import migrate
+from infra.migrate import migrate, role_passwords
 from tests.helpers.services import ServiceUrls, resolve
 
 # One database per test run, so parallel runs on one machine never share one.
@@ -44,11 +44,12 @@ async def _admin(service_urls: ServiceUrls, statement: str) -> None:
 
 @pytest.fixture(scope="session")
 async def database_url(service_urls: ServiceUrls) -> AsyncIterator[str]:
-    """A database made fresh for this run, with every migration applied; dropped after."""
+    """A database made fresh for this run, with every migration applied (the process roles
+    get the configured passwords); dropped after."""
     await _admin(service_urls, f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
     await _admin(service_urls, f"CREATE DATABASE {TEST_DATABASE}")
     url = _with_database(service_urls.database, TEST_DATABASE)
-    await migrate(url)
+    await migrate(url, role_passwords(Settings(database_url=url)))
     yield url
     await _admin(service_urls, f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.kernel.partitions import DEFAULT_PARTITIONS, check_count
@@ -60,10 +60,49 @@ class Settings(BaseSettings):
     def _power_of_two(cls, value: int) -> int:
         return check_count(value)
 
+
+    # The credential of each kind of process (app/kernel/credentials.py says who uses which);
+    # `ORDERS_<NAME>`, or the file named by `ORDERS_<NAME>_FILE`. Unset: the URL's own user.
+    pg_writer_password: SecretStr | None = None
+    pg_reader_password: SecretStr | None = None
+    pg_projector_password: SecretStr | None = None
+    pg_rebuild_password: SecretStr | None = None
+    es_writer_password: SecretStr | None = None
+    es_reader_password: SecretStr | None = None
+    redis_projector_password: SecretStr | None = None
+    redis_reader_password: SecretStr | None = None
+    pg_writer_password_file: Path | None = None
+    pg_reader_password_file: Path | None = None
+    pg_projector_password_file: Path | None = None
+    pg_rebuild_password_file: Path | None = None
+    es_writer_password_file: Path | None = None
+    es_reader_password_file: Path | None = None
+    redis_projector_password_file: Path | None = None
+    redis_reader_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        """A secret given as a file is read here, once; the value wins over the file."""
+        for name in SECRETS:
+            path: Path | None = getattr(self, f"{name}_file")
+            if getattr(self, name) is None and path is not None:
+                try:
+                    value = path.read_text().strip()
+                except OSError as exc:
+                    raise ValueError(f"ORDERS_{name.upper()}_FILE: cannot read {path} "
+                                     f"({exc.strerror})") from None
+                setattr(self, name, SecretStr(value))
+        return self
+
     @property
     def elasticsearch_hosts(self) -> list[str]:
         """The Elasticsearch nodes the clients spread requests over (and fail over between)."""
         return elasticsearch_hosts(self.elasticsearch_url)
+
+
+SECRETS = ("pg_writer_password", "pg_reader_password", "pg_projector_password",
+           "pg_rebuild_password", "es_writer_password", "es_reader_password",
+           "redis_projector_password", "redis_reader_password")
 
 
 def elasticsearch_hosts(url: str) -> list[str]:

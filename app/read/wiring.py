@@ -11,7 +11,13 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.kernel.positions import CHECKPOINT_CHANNEL, Frontier, LogPositions, PostgresCheckpoints
+from app.kernel.bootstrap import database_url
+from app.kernel.positions import (
+    CHECKPOINT_CHANNEL,
+    Frontier,
+    LogPositions,
+    PostgresCheckpoints,
+)
 from app.kernel.readmodels import IndexRef, dashboard_channel, resolve_index, search_frontier
 from app.kernel.settings import Settings
 from app.read.dashboard import DashboardCache, DashboardReader
@@ -102,8 +108,8 @@ class ReadSide:
                    SearchCheckpoint(es, pool, settings.search_alias,
                                     partitions=settings.partitions), LogPositions(pool))
         side.tasks = [
-            asyncio.create_task(listen_postgres(settings.database_url, CHECKPOINT_CHANNEL,
-                                                side.search_progress)),
+            asyncio.create_task(listen_postgres(database_url(settings, "api"),
+                                                CHECKPOINT_CHANNEL, side.search_progress)),
             asyncio.create_task(listen_redis(redis, dashboard_channel(
                 settings.dashboard_namespace), side.dashboard_progress, side.stop)),
         ]

@@ -28,7 +28,7 @@ from app.kernel.pool import create_pool
 from app.kernel.readmodels import live_generation, live_index
 from app.kernel.settings import Settings
 from infra import native, stack
-from infra.migrate import migrate
+from infra.migrate import apply_roles, role_passwords
 from tests.faults.harness import (
     api,
     assert_equal_to_write_model,
@@ -38,7 +38,7 @@ from tests.faults.harness import (
 from tests.helpers.private_postgres import PrivateCluster
 from tests.helpers.private_redis import PrivateRedis
 from tests.helpers.services import ServiceUrls
-from tests.helpers.support import eventually
+from tests.helpers.support import eventually, migrate_for_processes
 
 pytestmark = pytest.mark.skipif(not native.redis_running(),
                                 reason="needs the native stack (orders stack up)")
@@ -84,9 +84,9 @@ def postgres() -> Iterator[PrivateCluster]:
 @pytest.fixture
 async def deployment(postgres: PrivateCluster,
                      service_urls: ServiceUrls) -> AsyncIterator[Deployment]:
-    tag = f"f{uuid.uuid4().hex[:10]}"
+    tag = f"orders_f{uuid.uuid4().hex[:10]}"  # a database name too: no dash
     postgres.psql(f"CREATE DATABASE {tag}")
-    await migrate(postgres.database_url(tag))
+    await migrate_for_processes(postgres.database_url(tag))
     redis_server = PrivateRedis()
     redis_server.start()
     settings = Settings(database_url=postgres.database_url(tag), redis_url=redis_server.url,
@@ -210,6 +210,8 @@ async def test_checkpoints_from_another_cluster(deployment: Deployment) -> None:
             restored_tx = int(await pool.fetchval("SELECT max(transaction_id)::text FROM events"))
             new_tx = int(await pool.fetchval("SELECT pg_current_xact_id()::text"))
             assert new_tx < restored_tx  # the hazard itself: new events would sort first
+            # A dump carries no roles: the new cluster gets them first, the rebase comes later.
+            await apply_roles(moved.database_url, role_passwords(moved))
             d.settings = moved
             d.start_projector()
             async with api(moved) as http, mixed_writes(http, seed=2) as tally:
@@ -220,7 +222,7 @@ async def test_checkpoints_from_another_cluster(deployment: Deployment) -> None:
                         "SELECT state FROM projection_status WHERE name = 'dashboard'")
                     return bool(state == "source_moved")
                 await eventually(refuses, 30, "the projector refusing a moved log")
-                assert "rebase-log" in await migrate(moved.database_url)
+                assert "rebase-log" in await migrate_for_processes(moved.database_url)
                 await asyncio.sleep(FAULT_AT_S)
             d.assert_projector_alive()
             await assert_equal_to_write_model(pool, d.es, d.redis, moved)

@@ -88,7 +88,10 @@ class PrivateCluster:
     def restore_from(self, source_url: str, database: str) -> None:
         """pg_dump another cluster's database and restore it here as `database`."""
         self.psql(f"CREATE DATABASE {database}")
-        dump = subprocess.run([str(self.bindir / "pg_dump"), source_url], check=True,
+        # As an operator restores into a cluster without the source's roles: objects owned
+        # by whoever restores, grants given again by `orders migrate` (infra/roles.sql).
+        dump = subprocess.run([str(self.bindir / "pg_dump"), "--no-owner", "--no-privileges",
+                               source_url], check=True,
                               capture_output=True).stdout
         subprocess.run([str(self.bindir / "psql"), "-q", "-v", "ON_ERROR_STOP=1",
                         self.database_url(database)], input=dump, check=True,

@@ -15,7 +15,24 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.kernel.settings import Settings
+from infra import security
 from tests.helpers.live import free_port
+
+
+def _process_users_acl() -> str | None:
+    """The stack's projector and reader users with this run's passwords, and the default
+    user open for the test's own fixtures; None when no Redis passwords are configured."""
+    configured = Settings(database_url="unused")
+    projector, reader = configured.redis_projector_password, configured.redis_reader_password
+    if projector is None or reader is None:
+        return None
+    acl = security.redis_acl({"redis_admin": "unused", "redis_projector":
+                              projector.get_secret_value(),
+                              "redis_reader": reader.get_secret_value()})
+    users = [line for line in acl.splitlines() if line.startswith("user orders_")
+             and not line.startswith(f"user {security.ADMIN} ")]
+    return "\n".join(["user default on nopass ~* &* +@all", *users]) + "\n"
 
 
 def _wait(ready: object, seconds: float, what: str) -> None:
@@ -40,10 +57,15 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, appendonly: bool = True) -> None:
+        acl = _process_users_acl()  # processes under test log in as their own users
+        users: list[str] = []
+        if acl is not None:
+            (self.dir / "users.acl").write_text(acl)
+            users = ["--aclfile", str(self.dir / "users.acl")]
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
              str(self.dir), "--appendonly", "yes" if appendonly else "no",
-             "--appendfsync", "everysec", "--save", "", "--logfile", "redis.log"],
+             "--appendfsync", "everysec", "--save", "", "--logfile", "redis.log", *users],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: _listening(self.port), 30, "redis")
 

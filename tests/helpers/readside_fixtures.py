@@ -40,7 +40,7 @@ async def redis(service_urls: ServiceUrls) -> AsyncIterator[Redis]:
 async def read_settings(settings: Settings, es: AsyncElasticsearch, redis: Redis,
                         clean_db: Any) -> AsyncIterator[Settings]:
     """Settings whose search alias and dashboard namespace belong to this test alone."""
-    tag = f"t{uuid.uuid4().hex[:10]}"
+    tag = f"orders-t{uuid.uuid4().hex[:10]}"  # under the prefix the stack's users may touch
     yield settings.model_copy(update={"search_alias": tag, "dashboard_namespace": tag})
     found = await es.indices.get(index=f"{tag}*", allow_no_indices=True)
     if found.body:

@@ -51,6 +51,11 @@ def _from_containers(stack: ExitStack) -> ServiceUrls:
     from testcontainers.postgres import PostgresContainer
     from testcontainers.redis import RedisContainer
 
+    # The containers take no credentials: the native stack's process passwords do not apply.
+    for name in [n for n in os.environ if n.startswith(("ORDERS_PG_", "ORDERS_ES_",
+                                                          "ORDERS_REDIS_"))]:
+        if "_PASSWORD" in name:
+            del os.environ[name]
     pg_image, es_image, redis_image = container_images()
     pg = stack.enter_context(PostgresContainer(pg_image, driver=None)
                              .with_command("postgres -c max_connections=300"))

@@ -30,12 +30,19 @@ from app.kernel.settings import Settings
 from app.main import create_app
 from app.write import handlers
 from app.write.store import OrderStore
+from infra.migrate import migrate, role_passwords
 from projectors.changes import Change, load_changes
 from projectors.log import LogReader
 from projectors.process import Projector
 
 SKUS = [("SKU-100", "Espresso beans"), ("SKU-200", "Ceramic mug"), ("SKU-300", "Milk frother"),
         ("SKU-400", "Paper filters"), ("SKU-500", "Kettle")]
+
+
+async def migrate_for_processes(url: str) -> list[str]:
+    """Migrate, giving the process roles the passwords configured for this run (processes
+    under test connect as their roles; without passwords configured, as the URL's user)."""
+    return await migrate(url, role_passwords(Settings(database_url=url)))
 
 
 def ctx() -> handlers.CommandContext:

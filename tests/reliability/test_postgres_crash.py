@@ -30,7 +30,7 @@ from infra.migrate import migrate
 from tests.helpers.live import serve
 from tests.helpers.private_postgres import PrivateCluster, run_blocking
 from tests.helpers.services import ServiceUrls
-from tests.helpers.support import eventually
+from tests.helpers.support import eventually, migrate_for_processes
 
 WRITERS = 16
 ROUNDS = 3  # one crash in flight did not always hit a command mid-statement
@@ -48,7 +48,7 @@ def cluster() -> Iterator[PrivateCluster]:
 
 @pytest.fixture
 async def api(cluster: PrivateCluster, service_urls: ServiceUrls) -> AsyncIterator[str]:
-    await migrate(cluster.url)
+    await migrate_for_processes(cluster.url)
     settings = Settings(database_url=cluster.url, elasticsearch_url=service_urls.elasticsearch,
                         redis_url=service_urls.redis, role="write")
     async with serve(create_app(settings, role="write")) as base_url:
