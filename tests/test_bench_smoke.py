@@ -29,7 +29,10 @@ def test_bench_harness_runs_every_scenario_on_tiny_data(tmp_path: Path) -> None:
     assert figures["append"]["8_writers"]["orders_per_s"] > 0
     assert figures["projection"]["events"] > 0 and figures["projection"]["events_per_s"] > 0
     assert figures["rebuild"]["failed_searches"] == 0
-    assert figures["reads"]["search"]["errors"] == 0
+    reads = figures["reads"]
+    assert reads["search"]["errors"] == 0 and reads["search"]["es_errors"] == 0
+    assert reads["search"]["ratio_vs_es"] > 0 and reads["dashboard"]["ratio_vs_bare"] > 0
+    assert figures["commands"]["store_rps"] > 0 and figures["commands"]["ratio_vs_store"] > 0
     assert figures["freshness"]["probes"]["dashboard"] > 0
     single = figures["single_model"]
     assert all(single[side][name]["errors"] == 0 and single[side][name]["requests"] > 0
