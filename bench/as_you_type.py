@@ -120,7 +120,7 @@ async def _measure(bench: Bench, rounds: int) -> dict[str, Any]:
                 response = await bench.es.search(index=INDEX, **bodies[q][name])
                 timings[name][0].append((time.perf_counter() - started) * 1000)
                 timings[name][1].append(float(response.body["took"]))
-                if n == 0 and response.body["hits"]["total"]["value"] > 0:
+                if n == 0 and response.body["hits"]["hits"]:
                     with_hits[name] += 1
     out = {name: _summary(wall, took, with_hits[name], len(inputs))
            for name, (wall, took) in timings.items()}

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from app.read.search import SearchQuery, build_search
+from app.read.search import SearchQuery, build_msearch
 from app.readmodels import resolve_index
 from bench.common import (
     Bench,
@@ -89,12 +89,11 @@ async def commands(bench: Bench, seconds: float, concurrency: int = 32) -> dict[
 
 
 def es_request(index: str, query: SearchQuery) -> WrkRequest:
-    """The request `SearchReader.search` sends for `query`, as method, path and body."""
-    body = build_search(query)
-    # the client sends `source_includes` as a URL parameter, everything else in the body
-    fields = ",".join(body.pop("source_includes"))
-    return ("POST", f"/{index}/_search?" + urlencode({"_source_includes": fields}),
-            json.dumps(body, separators=(",", ":")))
+    """The request `SearchReader.search` sends for `query`: one multi-search, as method,
+    path and body."""
+    lines = build_msearch(query, index)
+    return ("POST", "/_msearch", "".join(json.dumps(line, separators=(",", ":")) + "\n"
+                                         for line in lines))
 
 
 async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str, Any]:

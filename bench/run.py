@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bounds, scenarios
+from bench import bounds, openloop, scenarios
 from bench.as_you_type import as_you_type
 from bench.common import open_bench
 from bench.single_model import single_model
@@ -26,13 +26,16 @@ RESULTS = Path(__file__).parent / "results"
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
               "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300, "write_rate": 20,
-              "typing_rounds": 1},
+              "typing_rounds": 1, "open_s": 3,
+              "mix": {"commands": 10, "searches": 20, "dashboard": 5}, "streams": 20},
     "quick": {"append": 3000, "projection": 100_000, "rebuild": 100_000, "reads_s": 4.0,
               "readers": 64, "fresh_s": 10.0, "rate": 500, "dataset": 157_000,
-              "write_rate": 100, "typing_rounds": 3},
+              "write_rate": 100, "typing_rounds": 3, "open_s": 10, "mix": openloop.MIX,
+              "streams": openloop.STREAMS},
     "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,
              "readers": 64, "fresh_s": 60.0, "rate": 500, "dataset": 157_000,
-             "write_rate": 100, "typing_rounds": 10},
+             "write_rate": 100, "typing_rounds": 10, "open_s": 30, "mix": openloop.MIX,
+             "streams": openloop.STREAMS},
 }
 
 
@@ -65,6 +68,7 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             ("reads", lambda: _reads(bench, size)),
             ("single_model", lambda: _single_model(bench, size)),
             ("typing", lambda: _typing(bench, size)),
+            ("open_loop", lambda: _open_loop(bench, size)),
             ("freshness", lambda: scenarios.freshness(bench, size["fresh_s"], size["rate"])),
         ]
         for name, step in steps:
@@ -105,6 +109,12 @@ async def _single_model(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
     """Scenario 7 on the reads data set, under a steady write load."""
     await _read_dataset(bench, size)
     return await single_model(bench, size["reads_s"], size["readers"], size["write_rate"])
+
+
+async def _open_loop(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
+    """The realistic mix at constant rates on the reads data set."""
+    await _read_dataset(bench, size)
+    return await openloop.open_loop(bench, size["open_s"], size["mix"], size["streams"])
 
 
 async def _typing(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +166,8 @@ def markdown(results: dict[str, Any]) -> str:
                     f"previous query: mean {t['previous']['mean_ms']} ms, p99 "
                     f"{t['previous']['p99_ms']} ms; hits for "
                     f"{t['previous']['inputs_with_hits']} | {t['ratio_mean']} |")
+    if "open_loop" in results:
+        rows += _open_loop_rows(results["open_loop"])
     if "freshness" in results:
         f = results["freshness"]
         rows.append(f"| freshness at {f['achieved_rate']}/s (target {f['target_rate']}) | "
@@ -179,6 +191,20 @@ def _reads_rows(r: dict[str, Any]) -> list[str]:
             f"{s['p50_ms']} ms, p99 {s['p99_ms']} ms | the same request bodies straight to "
             f"Elasticsearch: {s['es_rps']:,}/s, p99 {s['es_p99_ms']} ms "
             f"| {s['ratio_vs_es']} |"]
+
+
+def _open_loop_rows(o: dict[str, Any]) -> list[str]:
+    """The open-loop mix: each part's rate and latency, then write-to-visible."""
+    parts = "; ".join(f"{name} {o[name]['answered_per_s']}/s of {o[name]['target_rate']}, "
+                      f"p50 {o[name]['p50_ms']} / p99 {o[name]['p99_ms']} ms"
+                      for name in ("commands", "searches", "dashboard"))
+    d, s = o["dashboard_visible"], o["search_visible"]
+    return [f"| open loop (vegeta), {o['seconds']} s, {o['streams_open']} streams open | "
+            f"{parts} | CPU idle {o['cpu_idle_pct']}% | |",
+            f"| write to visible in that mix | dashboard stream: first client p99 "
+            f"{d['first_client_p99_ms']} ms, last client p50 {d['last_client_p50_ms']} / p99 "
+            f"{d['last_client_p99_ms']} ms; search p50 {s['p50_ms']} / p99 {s['p99_ms']} ms"
+            f" | ({d['commands']} commands, {d['undelivered']} not seen by every client) | |"]
 
 
 def _single_model_rows(s: dict[str, Any]) -> list[str]:
