@@ -19,13 +19,8 @@ from elasticsearch.helpers import async_bulk
 
 from app.demo import Catalog, decide_order
 from app.domain.order import Order, evolve
-from app.read.search import (
-    HIGHLIGHT_FIELDS,
-    PREFIX_FIELDS,
-    TEXT_FIELDS,
-    SearchQuery,
-    build_search,
-)
+from app.read.search import SearchQuery, build_search
+from app.read.search_text import HIGHLIGHT_FIELDS, PREFIX_FIELDS, TEXT_FIELDS
 from bench.common import ALIAS, Bench, percentile
 from projectors.documents import index_body, order_document
 

@@ -34,6 +34,7 @@ from bench.common import (
     wrk_requests,
 )
 from bench.scenarios import API_WORKERS, WORKERS, _search_params
+from bench.search_cost import search_cost
 
 COMMAND_BODY = json.dumps({
     "customer_id": "cust-bench", "customer_name": "Bench Mark", "items": [
@@ -111,8 +112,9 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
                            "api_workers": API_WORKERS}
     async with process(orders_cli("api", "--role", "read", "--port", str(port), *WORKERS),
                        bench.env(), f"{base}/health", profile_as="reads-api") as api:
-        async with httpx.AsyncClient(base_url=base) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             dashboard_body = (await http.get("/dashboard")).content
+            out["search_one_at_a_time"] = await search_cost(http, bench.es, ref.name, params)
         out["dashboard"] = await wrk(base, ["/dashboard"], concurrency, seconds)
         out["search"] = await wrk(base, ["/search/orders?" + urlencode(p, doseq=True)
                                          for p in params], concurrency, seconds)

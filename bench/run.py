@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bounds, openloop, scenarios
+from bench import bounds, capacity, openloop, scenarios
 from bench.as_you_type import as_you_type
 from bench.common import open_bench
 from bench.single_model import single_model
@@ -25,15 +25,15 @@ from bench.single_model import single_model
 RESULTS = Path(__file__).parent / "results"
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
-              "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300, "write_rate": 20,
+              "readers": 4, "fresh_s": 2.0, "step_s": 1.0, "dataset": 300, "write_rate": 20,
               "typing_rounds": 1, "open_s": 3,
               "mix": {"commands": 10, "searches": 20, "dashboard": 5}, "streams": 20},
     "quick": {"append": 3000, "projection": 100_000, "rebuild": 100_000, "reads_s": 4.0,
-              "readers": 64, "fresh_s": 10.0, "rate": 500, "dataset": 157_000,
+              "readers": 64, "fresh_s": 8.0, "step_s": 4.0, "dataset": 157_000,
               "write_rate": 100, "typing_rounds": 3, "open_s": 10, "mix": openloop.MIX,
               "streams": openloop.STREAMS},
     "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,
-             "readers": 64, "fresh_s": 60.0, "rate": 500, "dataset": 157_000,
+             "readers": 64, "fresh_s": 60.0, "step_s": 10.0, "dataset": 157_000,
              "write_rate": 100, "typing_rounds": 10, "open_s": 30, "mix": openloop.MIX,
              "streams": openloop.STREAMS},
 }
@@ -69,7 +69,7 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             ("single_model", lambda: _single_model(bench, size)),
             ("typing", lambda: _typing(bench, size)),
             ("open_loop", lambda: _open_loop(bench, size)),
-            ("freshness", lambda: scenarios.freshness(bench, size["fresh_s"], size["rate"])),
+            ("capacity", lambda: capacity.capacity(bench, size["step_s"], size["fresh_s"])),
         ]
         for name, step in steps:
             if not wanted(name):
@@ -77,9 +77,16 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             started = time.perf_counter()
             print(f"== {name} ...", flush=True)
             results[name] = await step()
-            print(f"   {json.dumps({k: v for k, v in results[name].items() if k != 'lag_series'})}"
+            print(f"   {json.dumps(_without_series(results[name]))}"
                   f" ({time.perf_counter() - started:.0f}s)", flush=True)
     return results
+
+
+def _without_series(value: Any) -> Any:
+    """A result for the console: the lag series left out, however deep."""
+    if isinstance(value, dict):
+        return {k: _without_series(v) for k, v in value.items() if k != "lag_series"}
+    return value
 
 
 async def _read_dataset(bench: Any, size: dict[str, Any]) -> None:
@@ -168,13 +175,8 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{t['previous']['inputs_with_hits']} | {t['ratio_mean']} |")
     if "open_loop" in results:
         rows += _open_loop_rows(results["open_loop"])
-    if "freshness" in results:
-        f = results["freshness"]
-        rows.append(f"| freshness at {f['achieved_rate']}/s (target {f['target_rate']}) | "
-                    f"dashboard p50 {f['dashboard_p50_ms']} / p99 {f['dashboard_p99_ms']} ms; "
-                    f"search p50 {f['search_p50_ms']} / p99 {f['search_p99_ms']} ms | "
-                    f"`POST /orders` meanwhile p50 {f['command_p50_ms']} / p99 "
-                    f"{f['command_p99_ms']} ms; CPU idle {f['cpu_idle_pct']}% | |")
+    if "capacity" in results:
+        rows += _capacity_rows(results["capacity"])
     head = (f"Run {results['date']} ({results['mode']}) on {results['machine']['cpus']} cores, "
             f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}.")
     return head + "\n\n" + "\n".join(rows) + "\n"
@@ -190,7 +192,32 @@ def _reads_rows(r: dict[str, Any]) -> list[str]:
             f"| `/search/orders` at {r['connections']} readers | {s['rps']:,.0f} req/s, p50 "
             f"{s['p50_ms']} ms, p99 {s['p99_ms']} ms | the same request bodies straight to "
             f"Elasticsearch: {s['es_rps']:,}/s, p99 {s['es_p99_ms']} ms "
-            f"| {s['ratio_vs_es']} |"]
+            f"| {s['ratio_vs_es']} |",
+            *([_one_at_a_time_row(r["search_one_at_a_time"])] if "search_one_at_a_time" in r
+              else [])]
+
+
+def _one_at_a_time_row(c: dict[str, Any]) -> str:
+    p50 = c["p50"]
+    return (f"| one search at a time ({c['queries']} queries x {c['rounds']}) | API p50 "
+            f"{p50['api_ms']} ms | straight to Elasticsearch p50 {p50['es_ms']} ms; `took` "
+            f"p50: page {p50['took_page_ms']} ms, counts {p50['took_counts_ms']} ms "
+            f"| {round(p50['es_ms'] / p50['api_ms'], 2)} |")
+
+
+def _capacity_rows(c: dict[str, Any]) -> list[str]:
+    """The highest command rate under the p99 limit, then freshness at shares of it."""
+    tried = ", ".join(f"{s['target_rate']}/s: p99 {s['p99_ms']} ms" for s in c["steps"])
+    rows = [f"| highest command rate with p99 < {c['p99_limit_ms']:.0f} ms, projector running "
+            f"| {c['highest_rate']}/s | open-loop steps of {c['step_s']} s: {tried} | |"]
+    for share, f in c["freshness"].items():
+        rows.append(f"| freshness at {share} of it ({f['achieved_rate']}/s of "
+                    f"{f['target_rate']}) | dashboard p50 {f['dashboard_p50_ms']} / p99 "
+                    f"{f['dashboard_p99_ms']} ms; search p50 {f['search_p50_ms']} / p99 "
+                    f"{f['search_p99_ms']} ms | `POST /orders` meanwhile p50 "
+                    f"{f['command_p50_ms']} / p99 {f['command_p99_ms']} ms; CPU idle "
+                    f"{f['cpu_idle_pct']}% | |")
+    return rows
 
 
 def _open_loop_rows(o: dict[str, Any]) -> list[str]:
@@ -244,14 +271,15 @@ def charts(results: dict[str, Any], out: Path) -> list[Path]:
     except ImportError:
         return []
     made = []
-    if "freshness" in results and results["freshness"]["lag_series"]:
-        series = results["freshness"]["lag_series"]
+    fresh = results.get("capacity", {}).get("freshness", {}).get("80%")
+    if fresh and fresh["lag_series"]:
+        series = fresh["lag_series"]
         fig, ax = plt.subplots(figsize=(7, 3))
         ax.plot([s[0] for s in series], [s[1] for s in series], label="search")
         ax.plot([s[0] for s in series], [s[2] for s in series], label="dashboard")
         ax.set_xlabel("seconds")
         ax.set_ylabel("lag (events)")
-        ax.set_title(f"Projection lag at {results['freshness']['achieved_rate']} commands/s")
+        ax.set_title(f"Projection lag at {fresh['achieved_rate']} commands/s")
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / "lag.png", dpi=110)

@@ -11,7 +11,7 @@ import pytest
 
 from app.domain.commands import CancelOrder, PlaceOrder, ShipOrder
 from app.main import create_app
-from app.read.search import TextQuery, parse_text
+from app.read.search_text import TextQuery, parse_text
 from app.settings import Settings
 from app.write import handlers
 from app.write.store import OrderStore
