@@ -3,8 +3,8 @@
 Built on server-core features only (the text queries are in `app.read.search_text`): `terms`
 aggregations, highlighting, `search_after` cursors, multi-search and the `completion`
 suggester. One answer is one multi-search of two requests: the page of hits, which neither
-counts nor aggregates, and the counts (total and status facets), which has no hits and so is
-served from the engine's request cache while the index has not changed.
+counts nor aggregates, and the counts (total and status facets), which has no hits; both
+are served from the engine's request cache while the index has not changed.
 """
 
 from __future__ import annotations
@@ -140,9 +140,13 @@ def build_counts(query: SearchQuery) -> dict[str, Any]:
 
 
 def build_msearch(query: SearchQuery, index: str) -> list[dict[str, Any]]:
-    """One round trip for a search box answer: the counts request, then the hits request."""
+    """One round trip for a search box answer: the counts request, then the hits request.
+
+    Both ask for the request cache: the page's ranking (its query phase) is then reused too
+    until the index changes; its fetch phase, highlights included, runs every time.
+    """
     return [{"index": index, "request_cache": True}, build_counts(query),
-            {"index": index}, build_search(query)]
+            {"index": index, "request_cache": True}, build_search(query)]
 
 
 def _hit(hit: dict[str, Any]) -> dict[str, Any]:
