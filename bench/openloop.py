@@ -60,9 +60,9 @@ class Streams:
     async def open(self) -> None:
         for n in range(self.count):
             self.tasks.append(asyncio.create_task(self._client(n)))
-            if n % 50 == 49:
+            if n % 200 == 199:
                 await asyncio.sleep(0.05)  # no accept-queue overflow on the server
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30 + self.count / 500
         while sum(1 for s in self.seen if s) < self.count and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
 

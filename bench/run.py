@@ -21,21 +21,23 @@ from bench import bounds, capacity, openloop, scenarios
 from bench.as_you_type import as_you_type
 from bench.common import open_bench
 from bench.single_model import single_model
+from bench.streams import live_streams
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
               "readers": 4, "fresh_s": 2.0, "step_s": 1.0, "dataset": 300, "write_rate": 20,
               "typing_rounds": 1, "open_s": 3,
-              "mix": {"commands": 10, "searches": 20, "dashboard": 5}, "streams": 20},
+              "mix": {"commands": 10, "searches": 20, "dashboard": 5}, "streams": 20,
+              "live_clients": 20},
     "quick": {"append": 3000, "projection": 100_000, "rebuild": 100_000, "reads_s": 4.0,
               "readers": 64, "fresh_s": 8.0, "step_s": 4.0, "dataset": 157_000,
               "write_rate": 100, "typing_rounds": 3, "open_s": 10, "mix": openloop.MIX,
-              "streams": openloop.STREAMS},
+              "streams": openloop.STREAMS, "live_clients": 1000},
     "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,
              "readers": 64, "fresh_s": 60.0, "step_s": 10.0, "dataset": 157_000,
              "write_rate": 100, "typing_rounds": 10, "open_s": 30, "mix": openloop.MIX,
-             "streams": openloop.STREAMS},
+             "streams": openloop.STREAMS, "live_clients": 20_000},
 }
 
 
@@ -69,6 +71,7 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             ("single_model", lambda: _single_model(bench, size)),
             ("typing", lambda: _typing(bench, size)),
             ("open_loop", lambda: _open_loop(bench, size)),
+            ("streams", lambda: live_streams(bench, size["live_clients"])),
             ("capacity", lambda: capacity.capacity(bench, size["step_s"], size["fresh_s"])),
         ]
         for name, step in steps:
@@ -175,6 +178,13 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{t['previous']['inputs_with_hits']} | {t['ratio_mean']} |")
     if "open_loop" in results:
         rows += _open_loop_rows(results["open_loop"])
+    if "streams" in results:
+        v = results["streams"]
+        rows.append(f"| {v['streams_open']:,} of {v['clients']:,} `/dashboard/stream` clients on "
+                    f"one read process | commit to last client p50 {v['last_client_p50_ms']} / "
+                    f"p99 {v['last_client_p99_ms']} ms (first client p99 "
+                    f"{v['first_client_p99_ms']} ms) | RSS {v['read_api_peak_rss_mib']} MiB; "
+                    f"{v['cpu_ms_per_notice']} ms CPU per notice | |")
     if "capacity" in results:
         rows += _capacity_rows(results["capacity"])
     head = (f"Run {results['date']} ({results['mode']}) on {results['machine']['cpus']} cores, "

@@ -35,6 +35,8 @@ def test_bench_harness_runs_every_scenario_on_tiny_data(tmp_path: Path) -> None:
     assert figures["commands"]["store_rps"] > 0 and figures["commands"]["ratio_vs_store"] > 0
     capacity = figures["capacity"]
     assert capacity["steps"] and capacity["freshness"]["50%"]["probes"]["dashboard"] > 0
+    live = figures["streams"]
+    assert live["streams_open"] == 20 and live["commands"] > 0 and live["undelivered"] == 0
     mix = figures["open_loop"]
     assert mix["streams_open"] == 20 and mix["commands"]["answered_per_s"] > 0
     assert mix["searches"]["failed"] == 0 and mix["dashboard_visible"]["commands"] > 0
