@@ -20,6 +20,7 @@ from typing import Any
 from bench import bounds, capacity, openloop, scenarios
 from bench.as_you_type import as_you_type
 from bench.common import open_bench
+from bench.search_bodies import search_bodies
 from bench.single_model import single_model
 from bench.streams import live_streams
 
@@ -68,6 +69,7 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             ("projection", lambda: scenarios.projection(bench, size["projection"])),
             ("rebuild", lambda: scenarios.rebuild(bench, size["rebuild"])),
             ("reads", lambda: _reads(bench, size)),
+            ("search_bodies", lambda: _search_bodies(bench, size)),
             ("single_model", lambda: _single_model(bench, size)),
             ("typing", lambda: _typing(bench, size)),
             ("open_loop", lambda: _open_loop(bench, size)),
@@ -113,6 +115,12 @@ async def _reads(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
     """Reads on a data set of `dataset` events, projected first."""
     await _read_dataset(bench, size)
     return await bounds.reads(bench, size["reads_s"], size["readers"])
+
+
+async def _search_bodies(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
+    """The search request against the one it replaced, on the reads data set."""
+    await _read_dataset(bench, size)
+    return await search_bodies(bench, size["reads_s"], size["readers"])
 
 
 async def _single_model(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +174,13 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{r['searches_during_rebuild']}) | | |")
     if "reads" in results:
         rows += _reads_rows(results["reads"])
+    if "search_bodies" in results:
+        b = results["search_bodies"]
+        rows.append(f"| search request, straight to Elasticsearch at {b['connections']} "
+                    f"connections: counting apart from ranking | {b['rps']['current']} req/s "
+                    f"(without highlights {b['rps']['current_without_highlight']}) | the "
+                    f"previous single request, back to back: {b['rps']['previous']} req/s "
+                    f"| {b['ratio_current_vs_previous']} |")
     if "single_model" in results:
         rows += _single_model_rows(results["single_model"])
     if "typing" in results:
