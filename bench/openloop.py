@@ -41,9 +41,14 @@ class Streams:
         self.host, self.port, self.count = host, port, count
         self.seen: list[list[tuple[float, int]]] = [[] for _ in range(count)]
         self.tasks: list[asyncio.Task[None]] = []
+        self.dropped = 0
 
     async def _client(self, n: int) -> None:
-        reader, writer = await asyncio.open_connection(self.host, self.port, limit=2**20)
+        try:
+            reader, writer = await asyncio.open_connection(self.host, self.port, limit=2**20)
+        except OSError:
+            self.dropped += 1
+            return
         writer.write(f"GET /dashboard/stream HTTP/1.1\r\nHost: {self.host}\r\n"
                      "Accept: text/event-stream\r\n\r\n".encode())
         try:
@@ -54,6 +59,8 @@ class Streams:
                 if start >= 0:
                     end = chunk.index(b"\n", start + 1)
                     self.seen[n].append((at, int(chunk[start + 5:end])))
+        except (OSError, asyncio.IncompleteReadError):
+            self.dropped += 1  # the server closed or reset it: counted, not fatal
         finally:
             writer.close()
 
@@ -160,14 +167,18 @@ async def _search_probes(base: str, read_base: str, seconds: float, out: list[fl
         until = time.monotonic() + seconds
         while time.monotonic() < until:
             await asyncio.sleep(1 / SEARCH_PROBES_PER_S)
-            placed = await http.post(f"{base}/orders", content=COMMAND_BODY,
-                                     headers={"Content-Type": "application/json"})
-            acked = time.perf_counter()
-            if placed.status_code != 201:
-                continue
-            response = await http.get(f"{read_base}/search/orders",
-                                      params={"q": "bench", "wait_ms": 5000},
-                                      headers={"X-Min-Position": str(placed.json()["position"])})
+            try:
+                placed = await http.post(f"{base}/orders", content=COMMAND_BODY,
+                                         headers={"Content-Type": "application/json"})
+                acked = time.perf_counter()
+                if placed.status_code != 201:
+                    continue
+                position = str(placed.json()["position"])
+                response = await http.get(f"{read_base}/search/orders",
+                                          params={"q": "bench", "wait_ms": 5000},
+                                          headers={"X-Min-Position": position})
+            except httpx.HTTPError:
+                continue  # an overloaded server: the probe is missing from `probes`
             if response.status_code == 200:
                 out.append(time.perf_counter() - acked)
 
@@ -202,7 +213,8 @@ async def open_loop(bench: Bench, seconds: float, mix: dict[str, int] | None = N
             await sse.close()
     acks = _acks(results["commands"])
     seen = sse.visible(acks)
-    return {"seconds": seconds, "streams_open": opened, "cpu_idle_pct": cpu_idle,
+    return {"seconds": seconds, "streams_open": opened, "streams_dropped": sse.dropped,
+            "cpu_idle_pct": cpu_idle,
             **{name: _summary(r, seconds, rates[name]) for name, r in results.items()},
             "dashboard_visible": {"first_client_p50_ms": _ms(seen["first"], 0.5),
                                   "first_client_p99_ms": _ms(seen["first"], 0.99),

@@ -54,7 +54,8 @@ async def live_streams(bench: Bench, clients: int, notices: int = 20) -> dict[st
         delivered = max(0, len(sse.seen[0]) - 1) if sse.seen else 0  # events after the first
         await sse.close()
     seen = sse.visible(acks)
-    return {"clients": clients, "streams_open": opened, "commands": len(acks),
+    return {"clients": clients, "streams_open": opened, "streams_dropped": sse.dropped,
+            "commands": len(acks),
             "events_per_client": delivered,
             "first_client_p99_ms": _ms(seen["first"], 0.99),
             "last_client_p50_ms": _ms(seen["last"], 0.5),
