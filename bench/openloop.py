@@ -42,12 +42,14 @@ class Streams:
         self.seen: list[list[tuple[float, int]]] = [[] for _ in range(count)]
         self.tasks: list[asyncio.Task[None]] = []
         self.dropped = 0
+        self.gone: set[int] = set()  # clients the server closed: left out of `visible`
 
     async def _client(self, n: int) -> None:
         try:
             reader, writer = await asyncio.open_connection(self.host, self.port, limit=2**20)
         except OSError:
             self.dropped += 1
+            self.gone.add(n)
             return
         writer.write(f"GET /dashboard/stream HTTP/1.1\r\nHost: {self.host}\r\n"
                      "Accept: text/event-stream\r\n\r\n".encode())
@@ -61,6 +63,7 @@ class Streams:
                     self.seen[n].append((at, int(chunk[start + 5:end])))
         except (OSError, asyncio.IncompleteReadError):
             self.dropped += 1  # the server closed or reset it: counted, not fatal
+            self.gone.add(n)
         finally:
             writer.close()
 
@@ -83,10 +86,11 @@ class Streams:
         client got an event whose id (the checkpoint position) covers it."""
         first: list[float] = []
         last: list[float] = []
+        open_to_the_end = [events for n, events in enumerate(self.seen) if n not in self.gone]
         for acked, position in acks:
             arrivals = [next((at for at, seen in events if seen >= position), None)
-                        for events in self.seen]
-            if any(a is None for a in arrivals):
+                        for events in open_to_the_end]
+            if not arrivals or any(a is None for a in arrivals):
                 continue  # not delivered before the end: counted in `undelivered`
             times = [max(0.0, a - acked) for a in arrivals if a is not None]
             first.append(min(times))

@@ -176,10 +176,11 @@ def markdown(results: dict[str, Any]) -> str:
         rows += _reads_rows(results["reads"])
     if "search_bodies" in results:
         b = results["search_bodies"]
+        rates = {name: " and ".join(str(v) for v in values) for name, values in b["rps"].items()}
         rows.append(f"| search request, straight to Elasticsearch at {b['connections']} "
-                    f"connections: counting apart from ranking | {b['rps']['current']} req/s "
-                    f"(without highlights {b['rps']['current_without_highlight']}) | the "
-                    f"previous single request, back to back: {b['rps']['previous']} req/s "
+                    f"connections: counting apart from ranking | {rates['current']} req/s "
+                    f"(without highlights {rates['current_without_highlight']}) | the "
+                    f"previous single request, back to back: {rates['previous']} req/s "
                     f"| {b['ratio_current_vs_previous']} |")
     if "single_model" in results:
         rows += _single_model_rows(results["single_model"])
