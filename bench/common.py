@@ -12,7 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -171,21 +171,52 @@ def orders_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "orders_cli.main", *args]
 
 
+# One request of a wrk run: method, path (with its query string) and body (or None).
+WrkRequest = tuple[str, str, str | None]
+
+
 async def wrk(url: str, paths: list[str], connections: int, seconds: float,
               post_body: str | None = None) -> dict[str, float]:
     """Load a server with wrk (C, one thread) over random `paths` (GET, or POST of
     `post_body`); throughput and latency."""
+    method = "GET" if post_body is None else "POST"
+    return await wrk_requests(url, [(method, p, post_body) for p in paths], connections,
+                              seconds)
+
+
+def _lua_text(text: str) -> str:
+    level = "=" * 4  # a long bracket no JSON body of ours contains
+    if f"]{level}]" in text:
+        raise ValueError("request text holds the Lua long-bracket terminator")
+    return f"[{level}[{text}]{level}]"
+
+
+async def wrk_requests(url: str, requests: list[WrkRequest], connections: int,
+                       seconds: float) -> dict[str, float]:
+    """Load a server with wrk (C, one thread), each request picked at random from
+    `requests`; throughput and latency. The same list gives the same mix to any server."""
+    import base64
     import re
     import tempfile
 
-    if post_body is None:
-        script = "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n" + (
-            "request = function()\n"
-            "  return wrk.format('GET', paths[math.random(#paths)])\nend\n")
-    else:
-        script = (f'wrk.method = "POST"\nwrk.path = "{paths[0]}"\n'
-                  f"wrk.body = [[{post_body}]]\n"
-                  'wrk.headers["Content-Type"] = "application/json"\n')
+    from app.kernel.credentials import without_userinfo
+
+    rows = ",\n".join(f"{{{_lua_text(m)}, {_lua_text(p)}, "
+                       f"{_lua_text(b) if b is not None else 'nil'}}}" for m, p, b in requests)
+    # wrk ignores a URL's user:password; a secured server gets them as a header instead.
+    parts = urlsplit(url)
+    auth = ""
+    if parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        auth = f', ["Authorization"] = "Basic {token}"'
+        url = without_userinfo(url)
+    script = ("requests = {\n" + rows + "\n}\n"
+              f'local json = {{["Content-Type"] = "application/json"{auth}}}\n'
+              f'local plain = {{{auth.lstrip(", ")}}}\n'
+              "request = function()\n"
+              "  local r = requests[math.random(#requests)]\n"
+              "  return wrk.format(r[1], r[2], r[3] and json or plain, r[3])\nend\n")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     proc = await asyncio.create_subprocess_exec(

@@ -17,22 +17,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import bounds, capacity, openloop, scenarios
 from bench.as_you_type import as_you_type
 from bench.common import open_bench
+from bench.search_bodies import search_bodies
 from bench.single_model import single_model
+from bench.streams import live_streams
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
-              "readers": 4, "fresh_s": 2.0, "rate": 20, "dataset": 300, "write_rate": 20,
-              "typing_rounds": 1},
+              "readers": 4, "fresh_s": 2.0, "step_s": 1.0, "dataset": 300, "write_rate": 20,
+              "typing_rounds": 1, "open_s": 3,
+              "mix": {"commands": 10, "searches": 20, "dashboard": 5}, "streams": 20,
+              "live_clients": 20},
     "quick": {"append": 3000, "projection": 100_000, "rebuild": 100_000, "reads_s": 4.0,
-              "readers": 64, "fresh_s": 10.0, "rate": 500, "dataset": 157_000,
-              "write_rate": 100, "typing_rounds": 3},
+              "readers": 64, "fresh_s": 8.0, "step_s": 4.0, "dataset": 157_000,
+              "write_rate": 100, "typing_rounds": 3, "open_s": 10, "mix": openloop.MIX,
+              "streams": openloop.STREAMS, "live_clients": 1000},
     "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,
-             "readers": 64, "fresh_s": 60.0, "rate": 500, "dataset": 157_000,
-             "write_rate": 100, "typing_rounds": 10},
+             "readers": 64, "fresh_s": 60.0, "step_s": 10.0, "dataset": 157_000,
+             "write_rate": 100, "typing_rounds": 10, "open_s": 30, "mix": openloop.MIX,
+             "streams": openloop.STREAMS, "live_clients": 20_000},
 }
 
 
@@ -58,14 +64,17 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
     async with open_bench() as bench:
         steps: list[tuple[str, Any]] = [
             ("append", lambda: scenarios.append(bench, size["append"])),
-            ("commands", lambda: scenarios.commands(bench, size["reads_s"],
+            ("commands", lambda: bounds.commands(bench, size["reads_s"],
                                                     min(32, size["readers"]))),
             ("projection", lambda: scenarios.projection(bench, size["projection"])),
             ("rebuild", lambda: scenarios.rebuild(bench, size["rebuild"])),
             ("reads", lambda: _reads(bench, size)),
+            ("search_bodies", lambda: _search_bodies(bench, size)),
             ("single_model", lambda: _single_model(bench, size)),
             ("typing", lambda: _typing(bench, size)),
-            ("freshness", lambda: scenarios.freshness(bench, size["fresh_s"], size["rate"])),
+            ("open_loop", lambda: _open_loop(bench, size)),
+            ("streams", lambda: live_streams(bench, size["live_clients"])),
+            ("capacity", lambda: capacity.capacity(bench, size["step_s"], size["fresh_s"])),
         ]
         for name, step in steps:
             if not wanted(name):
@@ -73,9 +82,16 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             started = time.perf_counter()
             print(f"== {name} ...", flush=True)
             results[name] = await step()
-            print(f"   {json.dumps({k: v for k, v in results[name].items() if k != 'lag_series'})}"
+            print(f"   {json.dumps(_without_series(results[name]))}"
                   f" ({time.perf_counter() - started:.0f}s)", flush=True)
     return results
+
+
+def _without_series(value: Any) -> Any:
+    """A result for the console: the lag series left out, however deep."""
+    if isinstance(value, dict):
+        return {k: _without_series(v) for k, v in value.items() if k != "lag_series"}
+    return value
 
 
 async def _read_dataset(bench: Any, size: dict[str, Any]) -> None:
@@ -98,13 +114,25 @@ async def _read_dataset(bench: Any, size: dict[str, Any]) -> None:
 async def _reads(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
     """Reads on a data set of `dataset` events, projected first."""
     await _read_dataset(bench, size)
-    return await scenarios.reads(bench, size["reads_s"], size["readers"])
+    return await bounds.reads(bench, size["reads_s"], size["readers"])
+
+
+async def _search_bodies(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
+    """The search request against the one it replaced, on the reads data set."""
+    await _read_dataset(bench, size)
+    return await search_bodies(bench, size["reads_s"], size["readers"])
 
 
 async def _single_model(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
     """Scenario 7 on the reads data set, under a steady write load."""
     await _read_dataset(bench, size)
     return await single_model(bench, size["reads_s"], size["readers"], size["write_rate"])
+
+
+async def _open_loop(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
+    """The realistic mix at constant rates on the reads data set."""
+    await _read_dataset(bench, size)
+    return await openloop.open_loop(bench, size["open_s"], size["mix"], size["streams"])
 
 
 async def _typing(bench: Any, size: dict[str, Any]) -> dict[str, Any]:
@@ -126,9 +154,12 @@ def markdown(results: dict[str, Any]) -> str:
                             f"| {value['ratio_vs_eventsourcing']} |")
     if "commands" in results:
         c = results["commands"]
-        rows.append(f"| `POST /orders` at 32 connections | {c['rps']:,.0f}/s, p50 {c['p50_ms']} ms,"
-                    f" p99 {c['p99_ms']} ms | bare Starlette {c['bare_rps']:,}/s, p99 "
-                    f"{c['bare_p99_ms']} ms | {c['ratio_vs_bare']} |")
+        ours = f"{c['rps']:,.0f}/s, p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms"
+        rows.append(f"| `POST /orders` at 32 connections | {ours} | the store called directly, "
+                    f"32 writers: {c['store_rps']:,.0f}/s, p99 {c['store_p99_ms']} ms "
+                    f"| {c['ratio_vs_store']} |")
+        rows.append(f"| `POST /orders` at 32 connections | {ours} | bare Starlette "
+                    f"{c['bare_rps']:,}/s, p99 {c['bare_p99_ms']} ms | {c['ratio_vs_bare']} |")
     if "projection" in results:
         p = results["projection"]
         rows.append(f"| projection of {p['events']:,} events (both sinks) | "
@@ -142,13 +173,15 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{r['longest_gap_ms']} ms ({r['failed_searches']} failed of "
                     f"{r['searches_during_rebuild']}) | | |")
     if "reads" in results:
-        for name in ("dashboard", "search"):
-            x = results["reads"][name]
-            rows.append(f"| `/{name if name == 'dashboard' else 'search/orders'}` at "
-                        f"{results['reads'].get('connections', 64)} readers"
-                        f" | {x['rps']:,.0f} req/s, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms"
-                        f" | bare Starlette {x['bare_rps']:,}/s, p99 {x['bare_p99_ms']} ms"
-                        f" | {x['ratio_vs_bare']} |")
+        rows += _reads_rows(results["reads"])
+    if "search_bodies" in results:
+        b = results["search_bodies"]
+        rates = {name: " and ".join(str(v) for v in values) for name, values in b["rps"].items()}
+        rows.append(f"| search request, straight to Elasticsearch at {b['connections']} "
+                    f"connections: counting apart from ranking | {rates['current']} req/s "
+                    f"(without highlights {rates['current_without_highlight']}) | the "
+                    f"previous single request, back to back: {rates['previous']} req/s "
+                    f"| {b['ratio_current_vs_previous']} |")
     if "single_model" in results:
         rows += _single_model_rows(results["single_model"])
     if "typing" in results:
@@ -159,16 +192,72 @@ def markdown(results: dict[str, Any]) -> str:
                     f"previous query: mean {t['previous']['mean_ms']} ms, p99 "
                     f"{t['previous']['p99_ms']} ms; hits for "
                     f"{t['previous']['inputs_with_hits']} | {t['ratio_mean']} |")
-    if "freshness" in results:
-        f = results["freshness"]
-        rows.append(f"| freshness at {f['achieved_rate']}/s (target {f['target_rate']}) | "
-                    f"dashboard p50 {f['dashboard_p50_ms']} / p99 {f['dashboard_p99_ms']} ms; "
-                    f"search p50 {f['search_p50_ms']} / p99 {f['search_p99_ms']} ms | "
-                    f"`POST /orders` meanwhile p50 {f['command_p50_ms']} / p99 "
-                    f"{f['command_p99_ms']} ms; CPU idle {f['cpu_idle_pct']}% | |")
+    if "open_loop" in results:
+        rows += _open_loop_rows(results["open_loop"])
+    if "streams" in results:
+        v = results["streams"]
+        rows.append(f"| {v['streams_open']:,} of {v['clients']:,} `/dashboard/stream` clients on "
+                    f"one read process | commit to last client p50 {v['last_client_p50_ms']} / "
+                    f"p99 {v['last_client_p99_ms']} ms (first client p99 "
+                    f"{v['first_client_p99_ms']} ms) | RSS {v['read_api_peak_rss_mib']} MiB; "
+                    f"{v['cpu_ms_per_notice']} ms CPU per notice | |")
+    if "capacity" in results:
+        rows += _capacity_rows(results["capacity"])
     head = (f"Run {results['date']} ({results['mode']}) on {results['machine']['cpus']} cores, "
             f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}.")
     return head + "\n\n" + "\n".join(rows) + "\n"
+
+
+def _reads_rows(r: dict[str, Any]) -> list[str]:
+    """Each read path against the baseline that bounds it."""
+    d, s = r["dashboard"], r["search"]
+    return [f"| `/dashboard` at {r['connections']} readers | {d['rps']:,.0f} req/s, p50 "
+            f"{d['p50_ms']} ms, p99 {d['p99_ms']} ms | bare Starlette, the same "
+            f"{d['body_bytes']:,} bytes: {d['bare_rps']:,}/s, p99 {d['bare_p99_ms']} ms "
+            f"| {d['ratio_vs_bare']} |",
+            f"| `/search/orders` at {r['connections']} readers | {s['rps']:,.0f} req/s, p50 "
+            f"{s['p50_ms']} ms, p99 {s['p99_ms']} ms | the same request bodies straight to "
+            f"Elasticsearch: {s['es_rps']:,}/s, p99 {s['es_p99_ms']} ms "
+            f"| {s['ratio_vs_es']} |",
+            *([_one_at_a_time_row(r["search_one_at_a_time"])] if "search_one_at_a_time" in r
+              else [])]
+
+
+def _one_at_a_time_row(c: dict[str, Any]) -> str:
+    p50 = c["p50"]
+    return (f"| one search at a time ({c['queries']} queries x {c['rounds']}) | API p50 "
+            f"{p50['api_ms']} ms | straight to Elasticsearch p50 {p50['es_ms']} ms; `took` "
+            f"p50: page {p50['took_page_ms']} ms, counts {p50['took_counts_ms']} ms "
+            f"| {round(p50['es_ms'] / p50['api_ms'], 2)} |")
+
+
+def _capacity_rows(c: dict[str, Any]) -> list[str]:
+    """The highest command rate under the p99 limit, then freshness at shares of it."""
+    tried = ", ".join(f"{s['target_rate']}/s: p99 {s['p99_ms']} ms" for s in c["steps"])
+    rows = [f"| highest command rate with p99 < {c['p99_limit_ms']:.0f} ms, projector running "
+            f"| {c['highest_rate']}/s | open-loop steps of {c['step_s']} s: {tried} | |"]
+    for share, f in c["freshness"].items():
+        rows.append(f"| freshness at {share} of it ({f['achieved_rate']}/s of "
+                    f"{f['target_rate']}) | dashboard p50 {f['dashboard_p50_ms']} / p99 "
+                    f"{f['dashboard_p99_ms']} ms; search p50 {f['search_p50_ms']} / p99 "
+                    f"{f['search_p99_ms']} ms | `POST /orders` meanwhile p50 "
+                    f"{f['command_p50_ms']} / p99 {f['command_p99_ms']} ms; CPU idle "
+                    f"{f['cpu_idle_pct']}% | |")
+    return rows
+
+
+def _open_loop_rows(o: dict[str, Any]) -> list[str]:
+    """The open-loop mix: each part's rate and latency, then write-to-visible."""
+    parts = "; ".join(f"{name} {o[name]['answered_per_s']}/s of {o[name]['target_rate']}, "
+                      f"p50 {o[name]['p50_ms']} / p99 {o[name]['p99_ms']} ms"
+                      for name in ("commands", "searches", "dashboard"))
+    d, s = o["dashboard_visible"], o["search_visible"]
+    return [f"| open loop (vegeta), {o['seconds']} s, {o['streams_open']} streams open | "
+            f"{parts} | CPU idle {o['cpu_idle_pct']}% | |",
+            f"| write to visible in that mix | dashboard stream: first client p99 "
+            f"{d['first_client_p99_ms']} ms, last client p50 {d['last_client_p50_ms']} / p99 "
+            f"{d['last_client_p99_ms']} ms; search p50 {s['p50_ms']} / p99 {s['p99_ms']} ms"
+            f" | ({d['commands']} commands, {d['undelivered']} not seen by every client) | |"]
 
 
 def _single_model_rows(s: dict[str, Any]) -> list[str]:
@@ -208,14 +297,15 @@ def charts(results: dict[str, Any], out: Path) -> list[Path]:
     except ImportError:
         return []
     made = []
-    if "freshness" in results and results["freshness"]["lag_series"]:
-        series = results["freshness"]["lag_series"]
+    fresh = results.get("capacity", {}).get("freshness", {}).get("80%")
+    if fresh and fresh["lag_series"]:
+        series = fresh["lag_series"]
         fig, ax = plt.subplots(figsize=(7, 3))
         ax.plot([s[0] for s in series], [s[1] for s in series], label="search")
         ax.plot([s[0] for s in series], [s[2] for s in series], label="dashboard")
         ax.set_xlabel("seconds")
         ax.set_ylabel("lag (events)")
-        ax.set_title(f"Projection lag at {results['freshness']['achieved_rate']} commands/s")
+        ax.set_title(f"Projection lag at {fresh['achieved_rate']} commands/s")
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / "lag.png", dpi=110)
@@ -226,9 +316,11 @@ def charts(results: dict[str, Any], out: Path) -> list[Path]:
     for name in ("projection", "rebuild"):
         if name in results:
             ratios.append((name, results[name]["ratio_vs_raw"]))
-    for name in ("dashboard", "search"):
-        if "reads" in results:
-            ratios.append((f"read {name}", results["reads"][name]["ratio_vs_bare"]))
+    if "commands" in results:
+        ratios.append(("commands/store", results["commands"]["ratio_vs_store"]))
+    if "reads" in results:
+        ratios.append(("dashboard/bare", results["reads"]["dashboard"]["ratio_vs_bare"]))
+        ratios.append(("search/ES", results["reads"]["search"]["ratio_vs_es"]))
     if ratios:
         fig, ax = plt.subplots(figsize=(7, 3))
         ax.barh([r[0] for r in ratios], [r[1] for r in ratios], color="#6366f1")

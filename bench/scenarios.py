@@ -30,7 +30,6 @@ from bench.common import (
     peak_rss_mib,
     percentile,
     process,
-    wrk,
 )
 from projectors.changes import Change
 from projectors.dashboard_sink import deltas
@@ -294,70 +293,21 @@ QUERIES = ["espresso", "mug", "Ada", "Hopper", "kettle 1kg", "SKU-10", "grinder 
            "cust-00042", "1Z0", "frother", "changed my mind"]
 
 
-async def commands(bench: Bench, seconds: float, concurrency: int = 32) -> dict[str, Any]:
-    """`POST /orders` at `concurrency` connections (wrk) vs a bare Starlette route that
-    parses the same body and answers 201."""
-    port, bare_port = free_port(), free_port()
-    base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
-    body = json.dumps({"customer_id": "cust-bench", "customer_name": "Bench Mark", "items": [
-        {"sku": "SKU-1", "name": "Espresso beans", "quantity": 2, "unit_price": "9.95"},
-        {"sku": "SKU-2", "name": "Ceramic mug", "quantity": 1, "unit_price": "12.00"}]})
-    await bench.reset()
-    async with process(orders_cli("api", "--role", "write", "--port", str(port), *WORKERS),
-                       bench.env(), f"{base}/health", profile_as="commands-api"):
-        ours = await wrk(base, ["/orders"], concurrency, seconds, post_body=body)
-    async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", *WORKERS, "--port",
-                        str(bare_port), "--log-level", "warning"], bench.env(), f"{bare}/fixed"):
-        baseline = await wrk(bare, ["/orders"], concurrency, seconds, post_body=body)
-    stored = await bench.pool.fetchval("SELECT count(*) FROM orders")
-    return {**{k: round(v, 2) for k, v in ours.items()}, "orders_stored": stored,
-            "api_workers": API_WORKERS,
-            "bare_rps": round(baseline["rps"]), "bare_p99_ms": round(baseline["p99_ms"], 2),
-            "ratio_vs_bare": round(ours["rps"] / baseline["rps"], 2)}
+def _search_params(rng: random.Random, count: int = 200) -> list[dict[str, Any]]:
+    """The benchmark's search-box queries: a word or two, a status filter on 30%."""
+    out: list[dict[str, Any]] = []
+    for _ in range(count):
+        params: dict[str, Any] = {"q": rng.choice(QUERIES), "size": 20}
+        if rng.random() < 0.3:
+            params["status"] = [rng.choice(["placed", "shipped", "cancelled"])]
+        out.append(params)
+    return out
 
 
 def _search_paths(rng: random.Random, count: int = 200) -> list[str]:
     from urllib.parse import urlencode
 
-    paths = []
-    for _ in range(count):
-        params = {"q": rng.choice(QUERIES), "size": 20}
-        if rng.random() < 0.3:
-            params["status"] = rng.choice(["placed", "shipped", "cancelled"])
-        paths.append("/search/orders?" + urlencode(params))
-    return paths
-
-
-async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str, Any]:
-    """`/dashboard` and `/search/orders` at `concurrency` connections (wrk) vs a bare route
-    returning a JSON body of the same size."""
-    import httpx
-
-    port, bare_port = free_port(), free_port()
-    base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
-    paths = {"dashboard": ["/dashboard"], "search": _search_paths(random.Random(5))}
-    out: dict[str, Any] = {"orders": await bench.pool.fetchval("SELECT count(*) FROM orders"),
-                           "connections": concurrency, "load_generator": "wrk -t1",
-                           "api_workers": API_WORKERS}
-    async with process(orders_cli("api", "--role", "read", "--port", str(port), *WORKERS),
-                       bench.env(), f"{base}/health", profile_as="reads-api") as api:
-        async with httpx.AsyncClient(base_url=base) as http:
-            sizes = {"dashboard": len((await http.get("/dashboard")).content),
-                     "search": len((await http.get("/search/orders",
-                                                   params={"q": "espresso"})).content)}
-        for name, name_paths in paths.items():
-            out[name] = await wrk(base, name_paths, concurrency, seconds)
-        out["api_peak_rss_mib"] = peak_rss_mib(api.pid)
-    for name, size in sizes.items():
-        env = {**bench.env(), "BARE_BODY": json.dumps({"pad": "x" * max(0, size - 12)})}
-        async with process([sys.executable, "-m", "uvicorn", "bench.bare:app", *WORKERS, "--port",
-                            str(bare_port), "--log-level", "warning"], env, f"{bare}/fixed"):
-            baseline = await wrk(bare, ["/fixed"], concurrency, seconds)
-        out[name]["bare_rps"] = round(baseline["rps"])
-        out[name]["bare_p99_ms"] = round(baseline["p99_ms"], 2)
-        out[name]["ratio_vs_bare"] = round(out[name]["rps"] / baseline["rps"], 2)
-        out[name]["body_bytes"] = size
-    return out
+    return ["/search/orders?" + urlencode(p, doseq=True) for p in _search_params(rng, count)]
 
 
 async def freshness(bench: Bench, seconds: float, rate: int = 500) -> dict[str, Any]:

@@ -1,6 +1,17 @@
 #!/usr/bin/env bash
-# Command-line tools the test suite uses besides Python packages, from Debian's packages.
+# Command-line tools the test suite uses besides Python packages, from Debian's packages;
+# the open-loop load generator (vegeta, a Go module) into the project's .tools/bin.
 set -euo pipefail
+VEGETA_VERSION=v12.12.0
+tools_bin="$(cd "$(dirname "$0")/.." && pwd)/.tools/bin"
+if [ ! -x "$tools_bin/vegeta" ]; then
+  if command -v go >/dev/null; then
+    echo "installing vegeta $VEGETA_VERSION into .tools/bin with go install ..."
+    GOBIN="$tools_bin" go install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
+  else
+    echo "vegeta: not installed, no Go toolchain (the open-loop benchmark needs it)" >&2
+  fi
+fi
 missing=()
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v redis-server >/dev/null || missing+=(redis-server)

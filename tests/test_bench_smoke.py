@@ -29,8 +29,17 @@ def test_bench_harness_runs_every_scenario_on_tiny_data(tmp_path: Path) -> None:
     assert figures["append"]["8_writers"]["orders_per_s"] > 0
     assert figures["projection"]["events"] > 0 and figures["projection"]["events_per_s"] > 0
     assert figures["rebuild"]["failed_searches"] == 0
-    assert figures["reads"]["search"]["errors"] == 0
-    assert figures["freshness"]["probes"]["dashboard"] > 0
+    reads = figures["reads"]
+    assert reads["search"]["errors"] == 0 and reads["search"]["es_errors"] == 0
+    assert reads["search"]["ratio_vs_es"] > 0 and reads["dashboard"]["ratio_vs_bare"] > 0
+    assert figures["commands"]["store_rps"] > 0 and figures["commands"]["ratio_vs_store"] > 0
+    capacity = figures["capacity"]
+    assert capacity["steps"] and capacity["freshness"]["50%"]["probes"]["dashboard"] > 0
+    live = figures["streams"]
+    assert live["streams_open"] == 20 and live["commands"] > 0 and live["undelivered"] == 0
+    mix = figures["open_loop"]
+    assert mix["streams_open"] == 20 and mix["commands"]["answered_per_s"] > 0
+    assert mix["searches"]["failed"] == 0 and mix["dashboard_visible"]["commands"] > 0
     single = figures["single_model"]
     assert all(single[side][name]["errors"] == 0 and single[side][name]["requests"] > 0
                for side in ("cqrs", "single_model") for name in ("dashboard", "search"))

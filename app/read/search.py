@@ -1,9 +1,10 @@
 """The search box on Elasticsearch: full text, filters, status facets, cursors, suggestions.
 
-Built on server-core features only: `multi_match` per word (every word must match some
-field), of type `bool_prefix` over `index_prefixes` fields for the word being typed, `phrase`
-for quoted text and exclusions, `terms`
-aggregations, highlighting, `search_after` cursors and the `completion` suggester.
+Built on server-core features only (the text queries are in `app.read.search_text`): `terms`
+aggregations, highlighting, `search_after` cursors, multi-search and the `completion`
+suggester. One answer is one multi-search of two requests: the page of hits, which neither
+counts nor aggregates, and the counts (total and status facets), which has no hits; both
+are served from the engine's request cache while the index has not changed.
 """
 
 from __future__ import annotations
@@ -11,25 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, get_args
 
-from elasticsearch import AsyncElasticsearch
+from elastic_transport import ApiResponseMeta
+from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch.exceptions import HTTP_EXCEPTIONS
 
 from app.domain.money import cents
 from app.domain.order import STATUSES
+from app.read.search_text import HIGHLIGHT_KEYS, TextQuery, highlight, parse_text, text_query
 
-TEXT_FIELDS = ["customer_name^3", "item_names^2", "skus.text^2", "tracking_number.text",
-               "cancel_reason", "order_id", "customer_id"]
-PREFIX_FIELDS = ["customer_name", "item_names", "skus.text", "tracking_number.text"]
-# Index field -> the public name of the same text (the order's fields in `GET /orders/{id}`).
-HIGHLIGHT_KEYS = {"customer_name": "customer_name", "item_names": "items.name",
-                  "skus.text": "items.sku", "tracking_number.text": "tracking_number",
-                  "cancel_reason": "cancel_reason"}
-HIGHLIGHT_FIELDS = list(HIGHLIGHT_KEYS)
 SORTS: dict[str, list[dict[str, str]]] = {
     "relevance": [{"_score": "desc"}, {"order_id": "asc"}],
     "placed_at": [{"placed_at": "asc"}, {"order_id": "asc"}],
@@ -103,128 +98,55 @@ def _filters(query: SearchQuery) -> list[dict[str, Any]]:
     return filters
 
 
-# `-word`, `-"a phrase"`, `"a phrase"` (closed or still open at the end), or a plain word.
-_TOKEN = re.compile(r'(-?)"([^"]*)("?)|(\S+)')
-_WORDY = re.compile(r"\w")
-# A prefix match scores this, whatever the field: a whole-word match always adds more.
-PREFIX_SCORE = 0.5
-
-
-@dataclass(frozen=True)
-class TextQuery:
-    """What the search box understood: the words and phrases to find, those to exclude, and
-    the word (or phrase) still being typed, which matches as a prefix."""
-
-    words: tuple[str, ...] = ()
-    phrases: tuple[str, ...] = ()
-    excluded: tuple[str, ...] = ()
-    typing: str | None = None
-    typing_phrase: str | None = None
-
-
-def parse_text(q: str) -> TextQuery:
-    """Split search-box text into words, phrases and exclusions.
-
-    The last word is still being typed unless the text ends with a space; words without a
-    letter or digit (a lone `-`, `***`) are ignored, like the punctuation inside words.
-    """
-    words: list[str] = []
-    phrases: list[str] = []
-    excluded: list[str] = []
-    typing = typing_phrase = None
-    matches = list(_TOKEN.finditer(q))
-    for n, match in enumerate(matches):
-        at_end = n == len(matches) - 1 and match.end() == len(q)
-        negated, phrase, closed, word = match.groups()
-        if word is not None:
-            negated, text = ("-", word[1:]) if word.startswith("-") else ("", word)
-        else:
-            text = phrase
-        if not _WORDY.search(text):
-            continue
-        if negated:
-            excluded.append(text)
-        elif word is None and not closed and at_end:
-            typing_phrase = text
-        elif word is None:
-            phrases.append(text)
-        elif at_end:
-            typing = text
-        else:
-            words.append(text)
-    return TextQuery(tuple(words), tuple(phrases), tuple(excluded), typing, typing_phrase)
-
-
-def _whole(text: str, kind: str = "best_fields") -> dict[str, Any]:
-    # lenient: a phrase on a keyword field (ids) is an exact match, never an error
-    return {"multi_match": {"query": text, "fields": TEXT_FIELDS, "type": kind,
-                            "operator": "and", "lenient": True}}
-
-
-def _typing(word: str) -> dict[str, Any]:
-    """The word being typed: a whole word anywhere, or a prefix of a prefix-indexed field."""
-    prefix = {"multi_match": {"query": word, "type": "bool_prefix", "fields": PREFIX_FIELDS,
-                              "operator": "and"}}
-    return {"bool": {"should": [
-        _whole(word),
-        {"constant_score": {"filter": prefix, "boost": PREFIX_SCORE}},
-    ], "minimum_should_match": 1}}
-
-
-def _text(parsed: TextQuery) -> dict[str, Any]:
-    must = [_whole(w) for w in parsed.words] + [_whole(p, "phrase") for p in parsed.phrases]
-    if parsed.typing:
-        must.append(_typing(parsed.typing))
-    if parsed.typing_phrase:
-        must.append({"multi_match": {"query": parsed.typing_phrase, "type": "phrase_prefix",
-                                     "fields": PREFIX_FIELDS}})
-    return {"bool": {"must": must or [{"match_all": {}}],
-                     "must_not": [_whole(x, "phrase") for x in parsed.excluded]}}
-
-
-def _highlight(parsed: TextQuery) -> dict[str, Any] | None:
-    # Prefix matches run on the hidden `_index_prefix` fields, which highlighters cannot see;
-    # a wildcard on the visible fields marks the same words. Exclusions are never marked.
-    should: list[dict[str, Any]] = [
-        {"multi_match": {"query": text, "fields": HIGHLIGHT_FIELDS, "type": "phrase",
-                         "lenient": True}}
-        for text in (*parsed.words, *parsed.phrases, parsed.typing, parsed.typing_phrase)
-        if text]
-    typed = re.findall(r"\w+", (parsed.typing or parsed.typing_phrase or "").lower())
-    if typed:
-        should += [{"wildcard": {f: {"value": f"{typed[-1]}*"}}} for f in PREFIX_FIELDS]
-    if not should:
-        return None
-    # unified, whole field (names are short): the cheapest of the highlighters measured here
-    return {"type": "unified", "fields": {f: {"number_of_fragments": 0} for f in HIGHLIGHT_FIELDS},
-            "highlight_query": {"bool": {"should": should}}, "pre_tags": ["<mark>"],
-            "post_tags": ["</mark>"], "require_field_match": False}
+def _query(query: SearchQuery) -> dict[str, Any]:
+    parsed = parse_text(query.q) if query.q else TextQuery()
+    must = [text_query(parsed)] if query.q else [{"match_all": {}}]
+    return {"bool": {"must": must, "filter": _filters(query)}}
 
 
 def build_search(query: SearchQuery) -> dict[str, Any]:
-    """The Elasticsearch request body for a search box query.
+    """The Elasticsearch request body for one page of hits of a search box query.
 
-    The status filter is a post filter, so `facets.status` counts every status that the
-    other filters and the text allow (clicking a facet shows how many you would get).
+    It neither counts nor aggregates (`build_counts` does): the engine then only ranks the
+    best `size` matches. The status filter is a post filter, as in `build_counts`.
     """
-    parsed = parse_text(query.q) if query.q else TextQuery()
-    must = [_text(parsed)] if query.q else [{"match_all": {}}]
     body: dict[str, Any] = {
-        "query": {"bool": {"must": must, "filter": _filters(query)}},
+        "query": _query(query),
         "size": query.size,
         "sort": SORTS[query.sort],
-        "track_total_hits": True,
-        "source_includes": HIT_FIELDS,
-        "aggs": {"status": {"terms": {"field": "status", "size": 10}}},
+        "track_total_hits": False,
+        "_source": HIT_FIELDS,
     }
     if query.status:
         body["post_filter"] = {"terms": {"status": query.status}}
-    highlight = _highlight(parsed)
-    if highlight is not None:
-        body["highlight"] = highlight
+    marks = highlight(parse_text(query.q) if query.q else TextQuery())
+    if marks is not None:
+        body["highlight"] = marks
     if query.cursor:
         body["search_after"] = decode_cursor(query.cursor, query.sort)
     return body
+
+
+def build_counts(query: SearchQuery) -> dict[str, Any]:
+    """The request body for `total` and `facets.status`: no hits, no scores, no status filter.
+
+    `facets.status` counts every status that the other filters and the text allow (clicking
+    a facet shows how many you would get); `total` is the sum of the chosen statuses'.
+    Without hits the request is served from the shard request cache until the next refresh
+    that changes the index, so a popular query is counted once per refresh.
+    """
+    return {"query": _query(query), "size": 0, "track_total_hits": True,
+            "aggs": {"status": {"terms": {"field": "status", "size": 10}}}}
+
+
+def build_msearch(query: SearchQuery, index: str) -> list[dict[str, Any]]:
+    """One round trip for a search box answer: the counts request, then the hits request.
+
+    Both ask for the request cache: the page's ranking (its query phase) is then reused too
+    until the index changes; its fetch phase, highlights included, runs every time.
+    """
+    return [{"index": index, "request_cache": True}, build_counts(query),
+            {"index": index, "request_cache": True}, build_search(query)]
 
 
 def _hit(hit: dict[str, Any]) -> dict[str, Any]:
@@ -234,17 +156,31 @@ def _hit(hit: dict[str, Any]) -> dict[str, Any]:
             "highlight": {HIGHLIGHT_KEYS[f]: v for f, v in marks.items() if f in HIGHLIGHT_KEYS}}
 
 
-def search_result(query: SearchQuery, response: dict[str, Any]) -> dict[str, Any]:
-    """The API's answer from an Elasticsearch response."""
-    hits = response["hits"]["hits"]
-    buckets = response["aggregations"]["status"]["buckets"]
+def search_result(query: SearchQuery, counts: dict[str, Any],
+                  page: dict[str, Any]) -> dict[str, Any]:
+    """The API's answer from the responses to `build_counts` and `build_search`."""
+    hits = page["hits"]["hits"]
+    buckets = counts["aggregations"]["status"]["buckets"]
     facets = {status: 0 for status in STATUSES}
     facets.update({b["key"]: b["doc_count"] for b in buckets})
+    # every order has exactly one status, so the chosen statuses' counts add up to the total
+    total = (sum(facets.get(s, 0) for s in set(query.status)) if query.status
+             else counts["hits"]["total"]["value"])
     next_cursor = None
     if len(hits) == query.size:
         next_cursor = encode_cursor(query.sort, hits[-1]["sort"])
-    return {"total": response["hits"]["total"]["value"], "hits": [_hit(h) for h in hits],
+    return {"total": total, "hits": [_hit(h) for h in hits],
             "facets": {"status": facets}, "next_cursor": next_cursor}
+
+
+def _raise_for_item(item: dict[str, Any], meta: ApiResponseMeta) -> dict[str, Any]:
+    """A multi-search item's own error, raised as the error a single search would raise."""
+    if "error" not in item:
+        return item
+    status = int(item.get("status", 500))
+    error = HTTP_EXCEPTIONS.get(status, ApiError)
+    raise error(message=str(item["error"].get("type", "search_failed")),
+                meta=replace(meta, status=status), body=item)
 
 
 SUGGEST_KINDS = {"customer": "suggest_customer", "item": "suggest_item", "sku": "suggest_sku"}
@@ -280,8 +216,10 @@ class SearchReader:
         self._alias = alias
 
     async def search(self, query: SearchQuery, index: str | None = None) -> dict[str, Any]:
-        response = await self._es.search(index=index or self._alias, **build_search(query))
-        return search_result(query, response.body)
+        response = await self._es.msearch(searches=build_msearch(query, index or self._alias))
+        counts, page = (_raise_for_item(item, response.meta)
+                        for item in response.body["responses"])
+        return search_result(query, counts, page)
 
     async def suggest(self, prefix: str, size: int = 10,
                       index: str | None = None) -> list[dict[str, str]]:
@@ -294,5 +232,6 @@ class SearchReader:
         response = await self._es.search(
             index=index or self._alias, query={"term": {"customer_id": customer_id}},
             sort=[{"placed_at": "desc"}, {"order_id": "desc"}], size=limit,
+            track_total_hits=False,  # the newest `limit` only: nothing to count
             source_includes=["order_id", "status", "item_count", "total", "placed_at"])
         return [h["_source"] for h in response.body["hits"]["hits"]]

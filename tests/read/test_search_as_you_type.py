@@ -12,7 +12,7 @@ import pytest
 from app.domain.commands import CancelOrder, PlaceOrder, ShipOrder
 from app.kernel.settings import Settings
 from app.main import create_app
-from app.read.search import TextQuery, parse_text
+from app.read.search_text import TextQuery, parse_text
 from app.write import handlers
 from app.write.store import OrderStore
 from tests.helpers.readside_fixtures import RunProjector

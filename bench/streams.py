@@ -1,0 +1,70 @@
+"""Live dashboards at scale: many `/dashboard/stream` clients on one read process, a
+command now and then, and the time from its 201 to the event reaching the last client;
+the read process's resident memory and CPU time per change notice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import time
+from typing import Any
+
+import httpx
+
+from bench.bounds import COMMAND_BODY
+from bench.common import Bench, free_port, orders_cli, peak_rss_mib, process
+from bench.openloop import Streams, _ms
+
+
+def _ticks() -> int:
+    return os.sysconf("SC_CLK_TCK")
+
+
+async def live_streams(bench: Bench, clients: int, notices: int = 20) -> dict[str, Any]:
+    """`clients` streams on one read process; `notices` commands 0.5 s apart."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # every client is a socket here and one in the read process (which inherits the limit)
+    wanted = clients + 2048
+    if wanted > hard and os.geteuid() == 0:
+        hard = wanted
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, wanted)), hard))
+    port, read_port = free_port(), free_port()
+    base, read_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{read_port}"
+    acks: list[tuple[float, int]] = []
+    async with process(orders_cli("project", "--metrics-port", "0"), bench.env()), \
+            process(orders_cli("api", "--role", "write", "--port", str(port)), bench.env(),
+                    f"{base}/health"), \
+            process(orders_cli("api", "--role", "read", "--port", str(read_port)),
+                    bench.env(), f"{read_base}/health") as api:
+        sse = Streams("127.0.0.1", read_port, clients)
+        await sse.open()
+        opened = sum(1 for s in sse.seen if s)
+        cpu_before = _cpu(api.pid)
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(notices):
+                placed = await http.post(f"{base}/orders", content=COMMAND_BODY,
+                                         headers={"Content-Type": "application/json"})
+                if placed.status_code == 201:
+                    acks.append((time.time(), int(placed.json()["position"])))
+                await asyncio.sleep(0.5)
+        await asyncio.sleep(3)
+        cpu_used = _cpu(api.pid) - cpu_before
+        rss = peak_rss_mib(api.pid)
+        delivered = max(0, len(sse.seen[0]) - 1) if sse.seen else 0  # events after the first
+        await sse.close()
+    seen = sse.visible(acks)
+    return {"clients": clients, "streams_open": opened, "streams_dropped": sse.dropped,
+            "commands": len(acks),
+            "events_per_client": delivered,
+            "first_client_p99_ms": _ms(seen["first"], 0.99),
+            "last_client_p50_ms": _ms(seen["last"], 0.5),
+            "last_client_p99_ms": _ms(seen["last"], 0.99),
+            "undelivered": len(acks) - len(seen["last"]), "read_api_peak_rss_mib": rss,
+            "cpu_ms_per_notice": round(cpu_used * 1000 / max(1, delivered), 1)}
+
+
+def _cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _ticks()
