@@ -24,6 +24,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from app.kernel.partitions import all_partitions
 from app.kernel.pool import create_pool
 from app.kernel.readmodels import live_generation, live_index
 from app.kernel.settings import Settings
@@ -63,8 +64,10 @@ class Deployment:
         async def both() -> bool:
             try:
                 return (await live_index(self.es, self.settings.search_alias) is not None
-                        and await live_generation(self.redis,
-                                                  self.settings.dashboard_namespace) is not None)
+                        and all([await live_generation(self.redis,
+                                                       self.settings.dashboard_namespace, part)
+                                 is not None
+                                 for part in all_partitions(self.settings.partitions)]))
             except Exception:
                 return False
         await eventually(both, 60, "read models published")
