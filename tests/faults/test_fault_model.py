@@ -94,7 +94,7 @@ async def deployment(postgres: PrivateCluster,
     redis_server.start()
     settings = Settings(database_url=postgres.database_url(tag), redis_url=redis_server.url,
                         elasticsearch_url=service_urls.elasticsearch,
-                        ORDERS_SEARCH_ALIAS=tag, ORDERS_DASHBOARD_NAMESPACE=tag)
+                        search_alias=tag, dashboard_namespace=tag)
     pool = await create_pool(settings.database_url, min_size=1, max_size=10)
     es = AsyncElasticsearch(service_urls.elasticsearch, request_timeout=30)
     redis = Redis.from_url(redis_server.url)
