@@ -218,10 +218,10 @@ async def test_checkpoints_from_another_cluster(deployment: Deployment) -> None:
             async with api(moved) as http, mixed_writes(http, seed=2) as tally:
                 await asyncio.sleep(FAULT_AT_S)
 
-                async def refuses() -> bool:
-                    state = await pool.fetchval(
-                        "SELECT state FROM projection_status WHERE name = 'dashboard'")
-                    return bool(state == "source_moved")
+                async def refuses() -> bool:  # every partition of the dashboard
+                    states = await pool.fetch(
+                        "SELECT state FROM projection_status WHERE name LIKE 'dashboard:p%'")
+                    return bool(states) and all(r["state"] == "source_moved" for r in states)
                 await eventually(refuses, 30, "the projector refusing a moved log")
                 assert "rebase-log" in await migrate(moved.database_url)
                 await asyncio.sleep(FAULT_AT_S)
