@@ -24,6 +24,7 @@ import pytest
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
+from app.kernel.partitions import all_partitions
 from app.kernel.pool import create_pool
 from app.kernel.readmodels import live_generation, live_index
 from app.kernel.settings import Settings
@@ -63,8 +64,10 @@ class Deployment:
         async def both() -> bool:
             try:
                 return (await live_index(self.es, self.settings.search_alias) is not None
-                        and await live_generation(self.redis,
-                                                  self.settings.dashboard_namespace) is not None)
+                        and all([await live_generation(self.redis,
+                                                       self.settings.dashboard_namespace, part)
+                                 is not None
+                                 for part in all_partitions(self.settings.partitions)]))
             except Exception:
                 return False
         await eventually(both, 60, "read models published")
@@ -217,10 +220,10 @@ async def test_checkpoints_from_another_cluster(deployment: Deployment) -> None:
             async with api(moved) as http, mixed_writes(http, seed=2) as tally:
                 await asyncio.sleep(FAULT_AT_S)
 
-                async def refuses() -> bool:
-                    state = await pool.fetchval(
-                        "SELECT state FROM projection_status WHERE name = 'dashboard'")
-                    return bool(state == "source_moved")
+                async def refuses() -> bool:  # every partition of the dashboard
+                    states = await pool.fetch(
+                        "SELECT state FROM projection_status WHERE name LIKE 'dashboard:p%'")
+                    return bool(states) and all(r["state"] == "source_moved" for r in states)
                 await eventually(refuses, 30, "the projector refusing a moved log")
                 assert "rebase-log" in await migrate_for_processes(moved.database_url)
                 await asyncio.sleep(FAULT_AT_S)
