@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +28,8 @@ TRANSPORT_BASE = 59310  # 59311..59313; the single node keeps 59300
 HEAP = "384m"
 # Generous: three JVMs starting side by side on two busy cores take minutes, not seconds.
 START_WITHIN_S = 300
+LAUNCH_ATTEMPTS = 2  # a port borrowed between our check and the bind gets a second try
+PORTS_FREE_WITHIN_S = 120
 GREEN_WITHIN_S = 180
 
 
@@ -159,21 +162,55 @@ def _ensure_home(layout: Layout) -> None:
                    as_service=True)
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _await_ports(node: EsNode) -> None:
+    """Our ports sit in the ephemeral range: while a node is down, an outgoing connection
+    may borrow one for a while; wait for it to be released instead of failing the bind."""
+    deadline = time.monotonic() + PORTS_FREE_WITHIN_S
+    while not (_port_free(node.http_port) and _port_free(node.transport_port)):
+        if time.monotonic() > deadline:
+            raise StackError(f"ports {node.http_port}/{node.transport_port} of {node.name} "
+                             f"stay in use by another process")
+        time.sleep(1)
+
+
+def _started(layout: Layout, node: EsNode, process: subprocess.Popen[str]) -> bool:
+    startup = node.home(layout) / "startup.log"
+    try:
+        output, _ = process.communicate(timeout=START_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        raise StackError(f"Elasticsearch node {node.name} did not start within "
+                         f"{START_WITHIN_S}s; see {node.home(layout) / 'logs'}") from None
+    startup.write_text(output)
+    return process.returncode == 0
+
+
 def start_nodes(layout: Layout, nodes: tuple[EsNode, ...] = NODES) -> None:
     """Start the given nodes that are not running, side by side, and wait until each has
     joined the cluster (all of them: green within GREEN_WITHIN_S)."""
     _ensure_home(layout)
-    launching = {node: _launch(layout, node) for node in nodes if node_pid(layout, node) is None}
-    for node, process in launching.items():
-        startup = node.home(layout) / "startup.log"
-        try:
-            output, _ = process.communicate(timeout=START_WITHIN_S)
-        except subprocess.TimeoutExpired:
-            raise StackError(f"Elasticsearch node {node.name} did not start within "
-                             f"{START_WITHIN_S}s; see {node.home(layout) / 'logs'}") from None
-        startup.write_text(output)
-        if process.returncode != 0:
-            raise StackError(f"Elasticsearch node {node.name} did not start; see {startup} and "
+    down = [node for node in nodes if node_pid(layout, node) is None]
+    for attempt in range(LAUNCH_ATTEMPTS):
+        for node in down:
+            _await_ports(node)
+        launching = {node: _launch(layout, node) for node in down}
+        down = [node for node, process in launching.items()
+                if not _started(layout, node, process)]
+        if not down:
+            break
+        if attempt + 1 == LAUNCH_ATTEMPTS:
+            node = down[0]
+            raise StackError(f"Elasticsearch node {node.name} did not start; see "
+                             f"{node.home(layout) / 'startup.log'} and "
                              f"{node.home(layout) / 'logs' / (CLUSTER_NAME + '.log')}")
     found = health(GREEN_WITHIN_S)
     if found is None or found.get("timed_out") or found.get("number_of_nodes") != NODE_COUNT:
