@@ -53,7 +53,7 @@ async def cluster_settings(settings: Settings, whole_cluster: dict[str, str],
                            cluster_es: AsyncElasticsearch, redis: Redis,
                            clean_db: Any) -> AsyncIterator[Settings]:
     """Settings of a deployment on the cluster: three shards, one replica, own alias."""
-    tag = f"c{uuid.uuid4().hex[:10]}"
+    tag = f"orders-c{uuid.uuid4().hex[:10]}"  # under the prefix the stack's users may touch
     yield settings.model_copy(update={
         "elasticsearch_url": whole_cluster["ELASTICSEARCH_URL"],
         "search_shards": int(whole_cluster["ORDERS_SEARCH_SHARDS"]),
