@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
+from app.kernel.listen import listen_postgres
 from app.kernel.partitions import Partition, partition_filter
 from app.kernel.positions import NOTIFY_CHANNEL, Checkpoint, LogPositions
 from app.kernel.unavailable import POSTGRES_DOWN
@@ -134,13 +135,12 @@ class Waiter:
 class LogNotifier:
     """One LISTEN connection for the whole process, fanned out to each projection's waiter.
 
-    If the connection drops (PostgreSQL restarts), waiters fall back to polling and the
-    next `ensure_listening()` reconnects.
+    While the connection is down (PostgreSQL restarting), waiters fall back to polling;
+    `run` reconnects (`app.kernel.listen`) and wakes them once it is back.
     """
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
-        self._conn: asyncpg.Connection[Any] | None = None
         self._waiters: list[Waiter] = []
 
     def waiter(self) -> Waiter:
@@ -148,21 +148,11 @@ class LogNotifier:
         self._waiters.append(waiter)
         return waiter
 
-    async def ensure_listening(self) -> None:
-        if self._conn is not None and not self._conn.is_closed():
-            return
-        try:
-            self._conn = await asyncpg.connect(self._dsn, timeout=5)
-            await self._conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        except ANY_SOURCE_ERROR:
-            self._conn = None
+    async def run(self) -> None:
+        """Listen until cancelled."""
+        await listen_postgres(self._dsn, NOTIFY_CHANNEL, self._on_notify)
 
-    def _on_notify(self, *_: object) -> None:
+    def _on_notify(self, _: str) -> None:
         for waiter in self._waiters:
             waiter.flag.set()
 
-    async def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-            self._conn = None

@@ -52,15 +52,14 @@ class Projector:
         """Run every projection partition until `stop` is set (each applies while this
         process holds its claim); keep the claims and the LISTEN connection alive."""
 
-        async def keep_listening() -> None:
-            while not stop.is_set():
-                with contextlib.suppress(Exception):  # waiters poll meanwhile
-                    await self.notifier.ensure_listening()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 2.0)
-
+        listening = asyncio.create_task(self.notifier.run())  # waiters poll when it is down
         claims = [self.coordinator.run(stop)] if self.coordinator is not None else []
-        await asyncio.gather(keep_listening(), *claims, *(p.run(stop) for p in self.projections))
+        try:
+            await asyncio.gather(*claims, *(p.run(stop) for p in self.projections))
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
 
 
 @contextlib.asynccontextmanager
@@ -91,7 +90,6 @@ async def open_projector(settings: Settings, config: ProjectionConfig | None = N
     try:
         yield projector
     finally:
-        await notifier.close()
         await opened.close()
 
 

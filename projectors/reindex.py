@@ -31,7 +31,7 @@ import asyncpg
 from elasticsearch import AsyncElasticsearch
 from redis.asyncio import Redis
 
-from app.kernel import locks, reindex_jobs
+from app.kernel import locks, reindex_jobs, status
 from app.kernel.partitions import DEFAULT_PARTITIONS, Partition, all_partitions
 from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints, log_identity
 from app.kernel.readmodels import (
@@ -398,10 +398,7 @@ class Rebuild:
         """Wait (bounded) until the live projection reports writing to the new target."""
         deadline = time.monotonic() + HANDOVER_WAIT_S
         while time.monotonic() < deadline:
-            rows = await self.pool.fetch(
-                "SELECT detail->>'target' AS target FROM projection_status WHERE (name = $1 "
-                "OR name LIKE $1 || ':p%') AND updated_at > now() - interval '30 s'",
-                projection)
+            rows = await self.pool.fetch(status.RECENT_TARGETS, projection)
             if all(row["target"] == target for row in rows):
                 return
             await asyncio.sleep(0.5)

@@ -1,8 +1,5 @@
-"""What each projection reports about itself (state, checkpoint, lag), kept in PostgreSQL.
-
-States: starting, catching_up, running, stalled, sink_down, source_down, source_moved,
-rewound, rebuilding, error, stopped_on_poison, stopped.
-"""
+"""What each projection reports about itself (state, checkpoint, lag), kept in PostgreSQL
+(the table's SQL and the list of states: `app.kernel.status`)."""
 
 from __future__ import annotations
 
@@ -13,13 +10,9 @@ from typing import Any
 
 import asyncpg
 
+from app.kernel.status import UPSERT
 from projectors.log import ANY_SOURCE_ERROR
 
-UPSERT = """
-INSERT INTO projection_status (name, state, detail, owner, updated_at)
-VALUES ($1, $2, $3, $4, now())
-ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail,
-    owner = EXCLUDED.owner, updated_at = now()"""
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 

@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
-import asyncpg
 from redis.asyncio import Redis
+
+from app.kernel.listen import listen_postgres as listen
 
 log = logging.getLogger("orders.read")
 
@@ -45,25 +45,8 @@ class Broadcast:
 
 
 async def listen_postgres(dsn: str, channel: str, target: Broadcast) -> None:
-    """Forward NOTIFY payloads on `channel` until cancelled; reconnect after outages."""
-    while True:
-        conn: asyncpg.Connection[Any] | None = None
-        try:
-            closed = asyncio.Event()
-            conn = await asyncpg.connect(dsn, timeout=5)
-            conn.add_termination_listener(lambda _, done=closed: done.set())
-            await conn.add_listener(channel, lambda *args: target.publish(str(args[-1])))
-            await closed.wait()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.info("checkpoint listener: %s; retrying", type(exc).__name__)
-        finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close()
-        target.publish("reconnected")  # waiters re-check after a gap in notices
-        await asyncio.sleep(1)
+    """Forward NOTIFY payloads on `channel` to `target` until cancelled (app.kernel.listen)."""
+    await listen(dsn, channel, target.publish)
 
 
 async def listen_redis(redis: Redis, channel: str, target: Broadcast,

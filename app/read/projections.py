@@ -17,12 +17,7 @@ from redis.asyncio import Redis
 from app.kernel.partitions import DEFAULT_PARTITIONS
 from app.kernel.positions import Checkpoint, LogPositions, PostgresCheckpoints
 from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
-
-SELECT_STATUS = """
-SELECT s.name, s.state, s.detail, s.owner, s.updated_at,
-       (SELECT count(*) FROM dead_letters d
-        WHERE d.projection = split_part(s.name, ':', 1)) AS dead_letters
-FROM projection_status s"""
+from app.kernel.status import SELECT_ALL
 
 
 async def _entry(log: LogPositions, name: str, checkpoint: Checkpoint | None, head: int,
@@ -67,7 +62,7 @@ async def projection_status(pool: asyncpg.Pool[Any], es: AsyncElasticsearch, red
                             partitions: int = DEFAULT_PARTITIONS) -> list[dict[str, Any]]:
     """One entry per projection (search, dashboard)."""
     log = LogPositions(pool)
-    every = {r["name"]: r for r in await pool.fetch(SELECT_STATUS)}
+    every = {r["name"]: r for r in await pool.fetch(SELECT_ALL)}
     rows = {name: _merged(name, every) for name in ("search", "dashboard")}
     head = await log.head()
     checkpoints: dict[str, Checkpoint | None] = {}
