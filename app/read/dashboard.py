@@ -21,6 +21,7 @@ from app.kernel.readmodels import (
     dashboard_templates,
     parse_checkpoint,
 )
+from app.kernel.unavailable import unavailable_on_failure
 from app.read.progress import Broadcast
 
 SCRIPT = (Path(__file__).parent / "dashboard_read.lua").read_text()
@@ -95,16 +96,20 @@ class DashboardReader:
         self._script = redis.register_script(SCRIPT)
 
     async def read(self, days: int = 30, top: int = 10) -> tuple[dict[str, Any], Frontier]:
-        raws = await asyncio.gather(*(
-            self._script(keys=[dashboard_pointer(self._namespace, part)],
-                         args=[*dashboard_templates(self._namespace, part), GENERATION_SLOT])
-            for part in self._partitions))
+        with unavailable_on_failure("redis"):
+            raws = await asyncio.gather(*(
+                self._script(keys=[dashboard_pointer(self._namespace, part)],
+                             args=[*dashboard_templates(self._namespace, part),
+                                   GENERATION_SLOT])
+                for part in self._partitions))
         if any(not raw or raw[0] is None for raw in raws):
             raise DashboardNotBuilt("the dashboard is being built from the event log")
         return dashboard_body([list(raw) for raw in raws], days, top)
 
     async def checkpoint(self) -> Frontier:
-        return await dashboard_frontier(self._redis, self._namespace, len(self._partitions))
+        with unavailable_on_failure("redis"):
+            return await dashboard_frontier(self._redis, self._namespace,
+                                            len(self._partitions))
 
 
 class DashboardCache:

@@ -23,6 +23,7 @@ from elasticsearch.exceptions import HTTP_EXCEPTIONS
 
 from app.domain.money import cents
 from app.domain.order import STATUSES
+from app.kernel.unavailable import unavailable_on_failure
 from app.read.search_text import HIGHLIGHT_KEYS, TextQuery, highlight, parse_text, text_query
 
 SORTS: dict[str, list[dict[str, str]]] = {
@@ -216,22 +217,26 @@ class SearchReader:
         self._alias = alias
 
     async def search(self, query: SearchQuery, index: str | None = None) -> dict[str, Any]:
-        response = await self._es.msearch(searches=build_msearch(query, index or self._alias))
+        with unavailable_on_failure("elasticsearch"):
+            response = await self._es.msearch(
+                searches=build_msearch(query, index or self._alias))
         counts, page = (_raise_for_item(item, response.meta)
                         for item in response.body["responses"])
         return search_result(query, counts, page)
 
     async def suggest(self, prefix: str, size: int = 10,
                       index: str | None = None) -> list[dict[str, str]]:
-        response = await self._es.search(index=index or self._alias,
-                                         **build_suggest(prefix, size))
+        with unavailable_on_failure("elasticsearch"):
+            response = await self._es.search(index=index or self._alias,
+                                             **build_suggest(prefix, size))
         return suggest_result(response.body, size)
 
     async def customer_orders(self, customer_id: str, index: str | None = None,
                               limit: int = 50) -> list[dict[str, Any]]:
-        response = await self._es.search(
-            index=index or self._alias, query={"term": {"customer_id": customer_id}},
-            sort=[{"placed_at": "desc"}, {"order_id": "desc"}], size=limit,
-            track_total_hits=False,  # the newest `limit` only: nothing to count
-            source_includes=["order_id", "status", "item_count", "total", "placed_at"])
+        with unavailable_on_failure("elasticsearch"):
+            response = await self._es.search(
+                index=index or self._alias, query={"term": {"customer_id": customer_id}},
+                sort=[{"placed_at": "desc"}, {"order_id": "desc"}], size=limit,
+                track_total_hits=False,  # the newest `limit` only: nothing to count
+                source_includes=["order_id", "status", "item_count", "total", "placed_at"])
         return [h["_source"] for h in response.body["hits"]["hits"]]
