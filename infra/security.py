@@ -139,10 +139,10 @@ def redis_acl(found: dict[str, str]) -> str:
         "user default off resetkeys resetchannels -@all",
         f"user {ADMIN} on {secret('redis_admin')} ~* &* +@all",
         f"user orders_projector on {secret('redis_projector')} {scope} {_REDIS_SCRIPTS} "
-        "+get +set +incr +del +exists +hmget +hset +hgetall +hincrby +zincrby +zrevrange "
-        "+publish",
+        "+get +set +incr +del +exists +hget +hmget +hset +hgetall +hincrby +zincrby "
+        "+zrange +zrevrange +publish",
         f"user orders_reader on {secret('redis_reader')} {scope} {_REDIS_SCRIPTS} "
-        "+get +hmget +hgetall +zrevrange +subscribe +unsubscribe",
+        "+get +hmget +hgetall +zrange +zrevrange +subscribe +unsubscribe",
     ]) + "\n"
 
 
