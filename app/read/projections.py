@@ -49,8 +49,11 @@ def _merged(name: str, rows: dict[str, Any]) -> Any:
     states = [row["state"] for _, row in parts]
     worst = next((state for state in states if state not in ("running", "catching_up")),
                  states[0])
-    detail = {"partitions": {key.split(":", 1)[1]: {"state": row["state"], "owner": row["owner"],
-                                                     "position": row["detail"].get("position")}
+    # The worst partition's own detail (what stalls it, by whom) stands for the projection.
+    shown = next(row for _, row in parts if row["state"] == worst)
+    detail = {**{k: v for k, v in shown["detail"].items() if k != "position"},
+              "partitions": {key.split(":", 1)[1]: {"state": row["state"], "owner": row["owner"],
+                                                    "position": row["detail"].get("position")}
                              for key, row in parts}}
     return {"state": worst, "detail": detail, "owner": None,
             "updated_at": max(row["updated_at"] for _, row in parts),
