@@ -20,7 +20,8 @@ from tests.helpers.services import ServiceUrls, resolve
 
 # One database per test run, so parallel runs on one machine never share one.
 TEST_DATABASE = f"orders_test_{os.getpid()}"
-TABLES = "events, orders, order_lines, idempotency_keys, projection_checkpoints, dead_letters"
+TABLES = ("events, orders, order_lines, idempotency_keys, projection_checkpoints, dead_letters, "
+          "projection_status, projection_claims, projector_members")
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +64,10 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool[Any]]:
 
 @pytest.fixture
 async def clean_db(pool: asyncpg.Pool[Any]) -> asyncpg.Pool[Any]:
-    """Empty the event log, the write model, idempotency keys, checkpoints and dead letters
-    (positions restart at 1) before the test; `log_identity`, `projection_status` and
-    `reindex_jobs` are kept."""
+    """Empty the event log, the write model, idempotency keys, checkpoints, dead letters,
+    status rows and partition claims (positions restart at 1) before the test, so no row of
+    an earlier test's projector is read as this one's; `log_identity` and `reindex_jobs` are
+    kept."""
     await pool.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     return pool
 

@@ -91,7 +91,8 @@ async def test_sigterm_stops_the_projector_without_losing_or_repeating_work(
     with child(read_settings, "project", "--batch-size", "200", "--metrics-port", "0") as proc:
         async def projecting() -> bool:  # signal handlers are in place once it projects
             return bool(await clean_db.fetchval(
-                "SELECT count(*) FROM projection_status WHERE state <> 'starting'"))
+                "SELECT count(*) FROM projection_status WHERE state <> 'starting' "
+                "AND owner LIKE '%:' || $1", str(proc.pid)))
         await eventually(projecting, 60, "projecting")
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
