@@ -25,8 +25,10 @@ class Settings(BaseSettings):
     capitals (`ORDERS_API_ROLE`, `ORDERS_POOL_MAX_SIZE`, `ORDERS_MAX_BODY_BYTES`, ...).
     """
 
+    # `ORDERS_X=none` unsets X even where `.stack/env` names it (the Docker tests do so).
     model_config = SettingsConfigDict(env_file=".stack/env", env_prefix="ORDERS_",
-                                      extra="ignore", populate_by_name=True)
+                                      extra="ignore", populate_by_name=True,
+                                      env_parse_none_str="none")
 
     database_url: str = Field(alias="DATABASE_URL", description="PostgreSQL DSN (asyncpg)")
     elasticsearch_url: str = Field(default="http://127.0.0.1:59200", min_length=1,
