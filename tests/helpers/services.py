@@ -51,11 +51,13 @@ def _from_containers(stack: ExitStack) -> ServiceUrls:
     from testcontainers.postgres import PostgresContainer
     from testcontainers.redis import RedisContainer
 
-    # The containers take no credentials: the native stack's process passwords do not apply.
-    for name in [n for n in os.environ if n.startswith(("ORDERS_PG_", "ORDERS_ES_",
-                                                          "ORDERS_REDIS_"))]:
-        if "_PASSWORD" in name:
-            del os.environ[name]
+    # The containers take no credentials: the native stack's process passwords do not apply
+    # (`none` unsets them, also where `.stack/env` names them).
+    from app.kernel.settings import SECRETS
+
+    for secret in SECRETS:
+        os.environ[f"ORDERS_{secret.upper()}"] = "none"
+        os.environ[f"ORDERS_{secret.upper()}_FILE"] = "none"
     pg_image, es_image, redis_image = container_images()
     pg = stack.enter_context(PostgresContainer(pg_image, driver=None)
                              .with_command("postgres -c max_connections=300"))
