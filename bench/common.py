@@ -26,8 +26,9 @@ from infra.migrate import migrate
 # One database, index alias and Redis namespace per run: two runs never touch each
 # other's data (they still share the CPU: run one at a time for figures).
 BENCH_DB = f"orders_bench_{os.getpid()}"
-ALIAS = f"bench-orders-{os.getpid()}"
-NAMESPACE = f"bench{os.getpid()}"
+# under the `orders` prefix the secured stack grants its service users
+ALIAS = f"orders-bench-{os.getpid()}"
+NAMESPACE = f"ordersbench{os.getpid()}"
 # What a run creates: `<alias>-vN` from rebuilds, `<alias>-raw` for the raw baselines; keys
 # under the namespace and the raw baseline's. A separator keeps pid 12 off pid 123's data.
 INDEX_PATTERNS = (f"{ALIAS}-*",)

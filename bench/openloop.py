@@ -119,6 +119,8 @@ def _targets(folder: str, base: str, read_base: str) -> dict[str, str]:
 async def _attack(name: str, rate: int, seconds: float, targets: str,
                   folder: str) -> list[dict[str, Any]]:
     """One vegeta attack at `rate`/s; its results as dicts (timestamp, latency, body...)."""
+    if not VEGETA.exists():
+        raise RuntimeError(f"{VEGETA} is missing: `make tools` installs it")
     out = os.path.join(folder, f"{name}.bin")
     attack = await asyncio.create_subprocess_exec(
         str(VEGETA), "attack", f"-rate={rate}/s", f"-duration={int(seconds)}s",

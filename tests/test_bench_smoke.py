@@ -59,7 +59,7 @@ def test_a_stopped_bench_run_deletes_its_indexes_and_keys(
                              "projection", "--out", str(tmp_path)], cwd=ROOT,
                             env=os.environ.copy(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    indexes, keys = f"bench-orders-{proc.pid}-*", f"bench{proc.pid}*"
+    indexes, keys = f"orders-bench-{proc.pid}-*", f"ordersbench{proc.pid}*"
 
     def made() -> tuple[list[str], list[bytes]]:
         found = es.indices.get(index=indexes, allow_no_indices=True, expand_wildcards="all")
