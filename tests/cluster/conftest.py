@@ -8,7 +8,6 @@ three-node Elasticsearch cluster with three shards and one replica.
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from redis.asyncio import Redis
 from app.kernel.settings import Settings, elasticsearch_hosts
 from infra import es_cluster, stack
 from infra.native import Layout, StackError
+from tests.helpers.readside_fixtures import drop_read_models, own_tag
 
 
 @pytest.fixture(scope="session")
@@ -53,16 +53,11 @@ async def cluster_settings(settings: Settings, whole_cluster: dict[str, str],
                            cluster_es: AsyncElasticsearch, redis: Redis,
                            clean_db: Any) -> AsyncIterator[Settings]:
     """Settings of a deployment on the cluster: three shards, one replica, own alias."""
-    tag = f"orders-c{uuid.uuid4().hex[:10]}"  # under the prefix the stack's users may touch
+    tag = own_tag("c")
     yield settings.model_copy(update={
         "elasticsearch_url": whole_cluster["ELASTICSEARCH_URL"],
         "search_shards": int(whole_cluster["ORDERS_SEARCH_SHARDS"]),
         "search_replicas": int(whole_cluster["ORDERS_SEARCH_REPLICAS"]),
         "search_alias": tag, "dashboard_namespace": tag})
     es_cluster.start_nodes(Layout.default())  # leave the cluster whole for the next test
-    found = await cluster_es.indices.get(index=f"{tag}*", allow_no_indices=True)
-    if found.body:
-        await cluster_es.indices.delete(index=",".join(found.body))
-    keys = [k async for k in redis.scan_iter(match=f"{tag}:*")]
-    if keys:
-        await redis.delete(*keys)
+    await drop_read_models(cluster_es, redis, tag)

@@ -40,8 +40,19 @@ async def redis(service_urls: ServiceUrls) -> AsyncIterator[Redis]:
 async def read_settings(settings: Settings, es: AsyncElasticsearch, redis: Redis,
                         clean_db: Any) -> AsyncIterator[Settings]:
     """Settings whose search alias and dashboard namespace belong to this test alone."""
-    tag = f"orders-t{uuid.uuid4().hex[:10]}"  # under the prefix the stack's users may touch
+    tag = own_tag("t")
     yield settings.model_copy(update={"search_alias": tag, "dashboard_namespace": tag})
+    await drop_read_models(es, redis, tag)
+
+
+def own_tag(kind: str) -> str:
+    """An alias and namespace of one test's own, under the `orders` prefix the stack's
+    users may touch."""
+    return f"orders-{kind}{uuid.uuid4().hex[:10]}"
+
+
+async def drop_read_models(es: AsyncElasticsearch, redis: Redis, tag: str) -> None:
+    """Delete every index and dashboard key a test's `tag` names."""
     found = await es.indices.get(index=f"{tag}*", allow_no_indices=True)
     if found.body:
         await es.indices.delete(index=",".join(found.body))
