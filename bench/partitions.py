@@ -6,7 +6,12 @@ One backlog of N events (default 60,000) is projected into both sinks from nothi
 by today's shape (one process, P = 1, the baseline), then at P = 8 by 1, 2 and 4 projector
 processes on the same machine; each figure is printed with its ratio to the baseline. Then
 two processes share P = 8 and one is SIGKILLed: the time until the other holds its
-partitions, and until an order written into one of them is on the dashboard.
+partitions, and until an order written into one of them is on the dashboard. Last, the unit
+costs of the capacity model (README): the same documents bulk-indexed straight into
+Elasticsearch and the same counter updates pipelined straight into Redis, per second.
+
+With the cluster stack's settings loaded (`set -a; . .stack/cluster.env; set +a`) the same
+run measures the three-node Elasticsearch and the Redis Cluster.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from app.kernel.readmodels import dashboard_checkpoint, dashboard_frontier, sear
 from app.write import handlers
 from app.write.store import OrderStore
 from bench.common import ALIAS, Bench, open_bench, orders_cli, process
+from bench.scenarios import counter_updates, raw_bulk, raw_redis
 
 CLAIMED = """
 SELECT split_part(owner, ':', 2) AS pid, count(*) AS n FROM projection_claims
@@ -107,6 +113,20 @@ async def _failover(bench: Bench) -> dict[str, float]:
         return {"claimed_s": round(claimed_s, 2), "applied_s": round(applied_s, 2)}
 
 
+async def _unit_costs(bench: Bench) -> dict[str, Any]:
+    """What each store takes per second with nothing of ours in between: documents
+    bulk-indexed (with the deployment's shards and replicas) and counter updates pipelined."""
+    orders, updates = await counter_updates(bench)
+    es_s = await raw_bulk(bench, orders, f"{ALIAS}-raw")
+    redis_s = await raw_redis(bench, updates)
+    nodes = (await bench.es.cluster.health())["number_of_data_nodes"]
+    return {"es_documents": len(orders), "es_docs_per_s": round(len(orders) / es_s),
+            "es_data_nodes": nodes, "shards": bench.settings.search_shards,
+            "replicas": bench.settings.search_replicas, "redis_updates": len(updates),
+            "redis_updates_per_s": round(len(updates) / redis_s),
+            "redis_cluster": bool(bench.settings.redis_cluster_nodes)}
+
+
 async def main(events: int) -> dict[str, Any]:
     async with open_bench() as bench:
         written = await generate(OrderStore(bench.pool), int(events / 1.57), seed=7)
@@ -118,6 +138,8 @@ async def main(events: int) -> dict[str, Any]:
             results[f"p8_processes_{count}_events_per_s"] = round(rate)
             print(f"P=8, {count} process(es): {rate:,.0f} events/s "
                   f"({rate / baseline:.2f}x the baseline)", flush=True)
+        results["unit_costs"] = await _unit_costs(bench)
+        print(f"unit costs: {json.dumps(results['unit_costs'])}", flush=True)
         results["failover"] = await _failover(bench)
         print(f"SIGKILL of 1 of 2 processes: partitions claimed by the other after "
               f"{results['failover']['claimed_s']} s, a new order in them counted after "

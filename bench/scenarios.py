@@ -18,7 +18,7 @@ from app.demo import Catalog, decide_order, generate
 from app.domain.events import OrderPlaced, load_event
 from app.domain.order import Order, evolve
 from app.kernel.positions import LogPositions, PostgresCheckpoints
-from app.kernel.readmodels import dashboard_checkpoint, search_checkpoint
+from app.kernel.readmodels import SearchIndexOptions, dashboard_checkpoint, search_checkpoint
 from app.write import handlers
 from app.write.store import OrderStore
 from bench.common import (
@@ -138,9 +138,9 @@ async def _raw_insert(bench: Bench, event: OrderPlaced) -> None:
                                 for n, i in enumerate(event.items, start=1)])
 
 
-async def _raw_bulk(bench: Bench, orders: list[Order], index: str) -> float:
+async def raw_bulk(bench: Bench, orders: list[Order], index: str) -> float:
     """Seconds to bulk-index the same final documents with the client's own helper."""
-    body = index_body()
+    body = index_body(SearchIndexOptions.of(bench.settings))  # the deployment's shards
     await bench.es.indices.create(index=index, mappings=body["mappings"], settings={
         **body["settings"], "refresh_interval": "-1"})
     started = time.perf_counter()
@@ -152,7 +152,7 @@ async def _raw_bulk(bench: Bench, orders: list[Order], index: str) -> float:
     return elapsed
 
 
-async def _counter_updates(bench: Bench) -> tuple[list[Order], list[list[Any]]]:
+async def counter_updates(bench: Bench) -> tuple[list[Order], list[list[Any]]]:
     """Every order folded from the log and the counter updates its events cause, in log
     order (outside any timing)."""
     rows = await bench.pool.fetch("SELECT stream_id, version, type, schema_version, data, "
@@ -167,7 +167,7 @@ async def _counter_updates(bench: Bench) -> tuple[list[Order], list[list[Any]]]:
     return list(states.values()), updates
 
 
-async def _raw_redis(bench: Bench, updates: list[list[Any]]) -> float:
+async def raw_redis(bench: Bench, updates: list[list[Any]]) -> float:
     """Seconds to apply the same counter updates with a plain Redis pipeline."""
     names = {1: f"{NAMESPACE}-raw:counters", 2: f"{NAMESPACE}-raw:by_day",
              3: f"{NAMESPACE}-raw:top"}
@@ -203,8 +203,8 @@ async def projection(bench: Bench, events: int) -> dict[str, Any]:
             await asyncio.sleep(0.2)
         ours = time.perf_counter() - started
         projector_rss = peak_rss_mib(projector.pid)
-    orders, updates = await _counter_updates(bench)
-    raw = await _raw_bulk(bench, orders, f"{ALIAS}-raw") + await _raw_redis(bench, updates)
+    orders, updates = await counter_updates(bench)
+    raw = await raw_bulk(bench, orders, f"{ALIAS}-raw") + await raw_redis(bench, updates)
     bench.results["projected_log"] = written  # projected, in place: the rebuild may reuse it
     return {"events": written, "events_per_s": round(written / ours),
             "raw_events_per_s": round(written / raw), "ratio_vs_raw": round(raw / ours, 2),
@@ -247,8 +247,8 @@ async def rebuild(bench: Bench, events: int) -> dict[str, Any]:
         raise RuntimeError(err.decode()[-2000:])
     peak = float(open(peak_file).read().split()[-1])
     os.unlink(peak_file)
-    orders, _ = await _counter_updates(bench)
-    raw = await _raw_bulk(bench, orders, f"{ALIAS}-raw")
+    orders, _ = await counter_updates(bench)
+    raw = await raw_bulk(bench, orders, f"{ALIAS}-raw")
     return {"events": written, "events_per_s": round(written / ours),
             "raw_bulk_events_per_s": round(written / raw), "ratio_vs_raw": round(raw / ours, 2),
             "peak_rss_mib": peak, **others, "searches_during_rebuild": gaps.count,
