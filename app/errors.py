@@ -29,6 +29,14 @@ from app.read.search import BadCursor
 log = logging.getLogger("orders.api")
 
 
+def _root_cause(body: Any) -> str:
+    """The first root cause of an Elasticsearch error body, as `type: reason`."""
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    causes = error.get("root_cause") or [error] if isinstance(error, dict) else []
+    first = causes[0] if causes and isinstance(causes[0], dict) else {}
+    return f"{first.get('type', '')}: {str(first.get('reason', ''))[:300]}"
+
+
 STATUS: dict[type[DomainError], int] = {
     NotFound: 404, RuleViolated: 422, Conflict: 409, VersionConflict: 412}
 
@@ -128,6 +136,9 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400:
             return response(422, "validation_error", "the search could not be run",
                             {"reason": str(exc.message)[:300]})
+        # the status and Elasticsearch's own error type: what an operator needs to act on
+        log.warning("elasticsearch refused a request: %s %s %s", exc.status_code,
+                    exc.message, _root_cause(exc.body))
         return response(503, "ServiceUnavailable", "Elasticsearch refused the request",
                         {"service": "elasticsearch"}, {"Retry-After": "1"})
 

@@ -4,10 +4,16 @@ One Elasticsearch home, three nodes: each with its own `path.data`, `path.logs`,
 HTTP/transport ports, all bound to 127.0.0.1, run as the non-root service user with small
 heaps. The nodes find each other through `discovery.seed_hosts`; `cluster.initial_master_nodes`
 is passed only on a node's first boot (an empty data directory), as Elasticsearch asks.
+
+Where the stack has secrets (infra/security.py), the nodes run with security on, sharing
+the single node's file realm (one Elasticsearch home, one `config/`): every request needs a
+user. Transport stays plain TCP on 127.0.0.1 (the nodes bind only loopback, so they talk to
+no other machine); a cluster spread over machines needs transport TLS.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -18,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra import native
+from infra import native, security
 from infra.native import Layout, StackError
 
 CLUSTER_NAME = "orders-cluster"
@@ -65,16 +71,30 @@ class EsNode:
 NODES = tuple(EsNode(n) for n in range(1, NODE_COUNT + 1))
 
 
+def _admin_secret() -> str | None:
+    """The stack administrator's password; None when the stack has no secrets (unsecured)."""
+    return security.read_secret(Layout.default().state, "es_admin")
+
+
 def urls() -> str:
-    """The cluster's HTTP endpoints, comma-separated (the form ELASTICSEARCH_URL takes)."""
-    return ",".join(node.url for node in NODES)
+    """The cluster's HTTP endpoints, comma-separated (the form ELASTICSEARCH_URL takes), as
+    the administrator when the cluster is secured."""
+    secret = _admin_secret()
+    auth = f"{security.ADMIN}:{secret}@" if secret is not None else ""
+    return ",".join(node.url.replace("http://", f"http://{auth}") for node in NODES)
 
 
-def _get(url: str, timeout: float = 5) -> dict[str, object] | None:
+def _get(url: str, timeout: float = 5, *, anonymous: bool = False) -> dict[str, object] | None:
     """The JSON a node answers, also with an error status (a health wait that timed out is
-    408 with the health in its body); None when no node answers."""
+    408 with the health in its body); None when no node answers. As the administrator
+    when the stack has secrets, unless `anonymous`."""
+    request = urllib.request.Request(url)
+    secret = None if anonymous else _admin_secret()
+    if secret is not None:
+        token = base64.b64encode(f"{security.ADMIN}:{secret}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
     except urllib.error.HTTPError as refused:
         raw = refused.read()
@@ -95,6 +115,13 @@ def node_pid(layout: Layout, node: EsNode) -> int | None:
     except (OSError, ValueError):
         return None
     return pid
+
+
+def _open_nodes() -> list[EsNode]:
+    """Nodes that answer without a password (started before the stack had secrets)."""
+    found = [(node, _get(f"{node.url}/_cluster/health?local=true", 3, anonymous=True))
+             for node in NODES]
+    return [node for node, body in found if body is not None and "cluster_name" in body]
 
 
 def node_answers(node: EsNode) -> bool:
@@ -128,7 +155,10 @@ def _settings(layout: Layout, node: EsNode) -> dict[str, str]:
         "http.port": str(node.http_port), "transport.port": str(node.transport_port),
         "discovery.seed_hosts": ",".join(f"127.0.0.1:{n.transport_port}" for n in NODES),
         "path.data": str(data), "path.logs": str(node.home(layout) / "logs"),
-        "xpack.security.enabled": "false", "node.processors": "1",
+        **({"xpack.security.enabled": "true", "xpack.security.http.ssl.enabled": "false",
+            "xpack.security.transport.ssl.enabled": "false"} if _admin_secret() is not None
+           else {"xpack.security.enabled": "false"}),
+        "node.processors": "1",
         "cluster.routing.allocation.disk.threshold_enabled": "false",
     }
     if not any(data.iterdir()):  # bootstrapping is for a brand-new cluster only
@@ -156,6 +186,8 @@ def _ensure_home(layout: Layout) -> None:
         native._chown_tree(layout.es_home)
     (layout.state / "cluster").mkdir(parents=True, exist_ok=True)
     native._chown_tree(layout.state / "cluster")
+    if _admin_secret() is not None:  # the file realm all nodes (and the single one) read
+        native._es_users(layout, native.find_jdk(), security.ensure_secrets(layout.state))
     keystore = layout.es_home / "config" / "elasticsearch.keystore"
     if not keystore.exists():  # created once here, not raced by three first boots
         native.run([str(layout.es_home / "bin" / "elasticsearch-keystore"), "create"],
@@ -198,6 +230,10 @@ def start_nodes(layout: Layout, nodes: tuple[EsNode, ...] = NODES) -> None:
     """Start the given nodes that are not running, side by side, and wait until each has
     joined the cluster (all of them: green within GREEN_WITHIN_S)."""
     _ensure_home(layout)
+    if _admin_secret() is not None and _open_nodes():
+        print("  restarting the Elasticsearch nodes with security on ...", flush=True)
+        stop_nodes(layout)  # all of them: one cluster, one security setting
+        nodes = NODES
     down = [node for node in nodes if node_pid(layout, node) is None]
     for attempt in range(LAUNCH_ATTEMPTS):
         for node in down:

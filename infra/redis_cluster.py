@@ -4,14 +4,20 @@ Each node has its own directory (append-only file, `nodes.conf`), binds 127.0.0.
 the service user. Ports stay at or below 55535 because each node's cluster bus listens on its
 port + 10000. The cluster is created once with `redis-cli --cluster create --cluster-replicas
 1`; afterwards the nodes find each other again from their `nodes.conf`.
+
+Where the stack has secrets (infra/security.py), every node loads the single Redis's ACL
+(default user off; the administrator, the projector and the reader), and replicas
+authenticate to their masters as the administrator (`masteruser`/`masterauth` in the
+node's own 0600 config file, never on a command line).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
-from infra import native
+from infra import native, security
 from infra.native import Layout, StackError, _wait
 
 BASE_PORT = 55000
@@ -29,19 +35,40 @@ def node_dir(layout: Layout, port: int) -> Path:
     return layout.state / "cluster" / f"redis-{port}"
 
 
-def _cli(port: int, *args: str, timeout: float = 5) -> str:
-    result = native.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args], check=False,
-                        timeout=timeout)
+def _admin_secret() -> str | None:
+    return security.read_secret(Layout.default().state, "redis_admin")
+
+
+def _cli_args(*args: str, anonymous: bool = False) -> tuple[list[str], dict[str, str]]:
+    """redis-cli's arguments and environment: as the administrator where the stack has
+    secrets (the password in the environment, not on the command line)."""
+    secret = None if anonymous else _admin_secret()
+    if secret is None:
+        return ["redis-cli", *args], {}
+    return (["redis-cli", "--user", security.ADMIN, "--no-auth-warning", *args],
+            {"REDISCLI_AUTH": secret})
+
+
+def cli(port: int, *args: str, timeout: float = 5, anonymous: bool = False) -> str:
+    """One redis-cli command on one node; its output, or "" when it failed."""
+    command, env = _cli_args("-h", "127.0.0.1", "-p", str(port), *args, anonymous=anonymous)
+    result = native.run(command, check=False, timeout=timeout, env=env)
     return result.stdout if result.returncode == 0 else ""
 
 
+
 def node_running(port: int) -> bool:
-    return _cli(port, "ping").strip() == "PONG"
+    return cli(port, "ping").strip() == "PONG"
+
+
+def _open(port: int) -> bool:
+    """The node answers without a password (started before the stack had secrets)."""
+    return cli(port, "ping", anonymous=True).strip() == "PONG"
 
 
 def cluster_info(port: int) -> dict[str, str]:
     """`CLUSTER INFO` of one node as a dict (empty when it does not answer)."""
-    pairs = (line.split(":", 1) for line in _cli(port, "cluster", "info").splitlines())
+    pairs = (line.split(":", 1) for line in cli(port, "cluster", "info").splitlines())
     return {key: value.strip() for key, value in (p for p in pairs if len(p) == 2)}
 
 
@@ -54,14 +81,40 @@ def cluster_ready() -> bool:
     return True
 
 
+def _secured_config(layout: Layout, home: Path) -> list[str]:
+    """The node's config file with the ACL and its replication login; [] when unsecured."""
+    secret = _admin_secret()
+    if secret is None:
+        return []
+    found = security.ensure_secrets(layout.state)
+    acl = home / "users.acl"
+    config = home / "secured.conf"
+    for path, text in ((acl, security.redis_acl(found)),
+                       (config, f"aclfile {acl}\nmasteruser {security.ADMIN}\n"
+                                f"masterauth {secret}\n")):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        path.chmod(0o600)
+    native._chown_tree(home)  # the service user's to read
+    return [str(config)]
+
+
 def start_node(layout: Layout, port: int) -> None:
     """Start one node in cluster mode (reusing it when it answers)."""
-    if node_running(port):
-        return
     home = node_dir(layout, port)
     home.mkdir(parents=True, exist_ok=True)
+    config = _secured_config(layout, home)
+    if config and _open(port):
+        print(f"  restarting Redis node {port} with its ACL file ...", flush=True)
+        cli(port, "shutdown", timeout=30, anonymous=True)  # the append-only file stays
+        _wait(lambda: not _open(port), 30, f"Redis node {port} did not stop")
+    elif config and node_running(port):
+        cli(port, "acl", "load")  # a changed secret takes effect now
+    if node_running(port):
+        return
     native._chown_tree(home)
-    native.run(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+    native.run(["redis-server", *config, "--bind", "127.0.0.1", "--port", str(port),
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--appendonly", "yes",
                 "--save", "", "--dir", str(home), "--logfile", str(home / "redis.log"),
@@ -72,9 +125,9 @@ def start_node(layout: Layout, port: int) -> None:
 
 def _create() -> None:
     """Form the cluster from six empty nodes: slots over three masters, one replica each."""
-    result = native.run(["redis-cli", "--cluster", "create",
-                         *(f"127.0.0.1:{port}" for port in PORTS),
-                         "--cluster-replicas", "1", "--cluster-yes"], check=False, timeout=120)
+    command, env = _cli_args("--cluster", "create", *(f"127.0.0.1:{port}" for port in PORTS),
+                             "--cluster-replicas", "1", "--cluster-yes")
+    result = native.run(command, check=False, timeout=120, env=env)
     if result.returncode != 0:
         raise StackError(f"redis-cli --cluster create failed: {result.stdout[-2000:]}"
                          f"{result.stderr[-1000:]}")
@@ -103,7 +156,7 @@ def start(layout: Layout) -> None:
 
 def stop_node(port: int) -> None:
     if node_running(port):
-        _cli(port, "shutdown", timeout=30)
+        cli(port, "shutdown", timeout=30)
         _wait(lambda: not node_running(port), 30, f"Redis node {port} did not stop")
 
 

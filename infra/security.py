@@ -122,6 +122,9 @@ END $$;
 _REDIS_SESSION = ("+ping +hello +auth +select +echo +quit +reset "
                   "+client|setname +client|getname +client|id")
 _REDIS_SCRIPTS = "+evalsha +eval +script|load +script|exists"
+# What redis-py's cluster client asks a node for: the slot map, the command table (to find
+# a script's keys), and the redirect handshakes.
+_REDIS_CLUSTER = "+cluster|slots +cluster|shards +cluster|nodes +command +asking +readonly"
 
 
 def redis_acl(found: dict[str, str]) -> str:
@@ -134,7 +137,8 @@ def redis_acl(found: dict[str, str]) -> str:
     def secret(name: str) -> str:
         return "#" + hashlib.sha256(found[name].encode()).hexdigest()
 
-    scope = f"resetkeys ~{READ_MODELS} resetchannels &{READ_MODELS} -@all {_REDIS_SESSION}"
+    scope = (f"resetkeys ~{READ_MODELS} resetchannels &{READ_MODELS} -@all {_REDIS_SESSION} "
+             f"{_REDIS_CLUSTER}")
     return "\n".join([
         "user default off resetkeys resetchannels -@all",
         f"user {ADMIN} on {secret('redis_admin')} ~* &* +@all",

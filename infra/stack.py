@@ -87,10 +87,8 @@ def _cluster_up(layout: Layout) -> dict[str, str]:
     redis_cluster.start(layout)
     entries = security.env_entries(layout.state, found, native.PG_PORT, native.REDIS_PORT,
                                    native.ES_PORT)
-    # The cluster's own nodes run without authentication (see the README's security model):
-    # its processes get PostgreSQL's credentials only.
-    entries = {k: v for k, v in entries.items()
-               if not k.startswith(("ORDERS_ES_", "ORDERS_REDIS_"))}
+    # The cluster's nodes take the same users as the single ones (the same file realm and
+    # ACL), so each process keeps its own credentials there too.
     entries |= {"ELASTICSEARCH_URL": es_cluster.urls(),
                 "REDIS_CLUSTER_NODES": redis_cluster.nodes(), **CLUSTER_SEARCH}
     print(f"cluster stack ready in {time.monotonic() - started:.1f}s "
@@ -112,7 +110,9 @@ def up(env_file: Path | None = None, cluster: bool = False) -> dict[str, str]:
     with os.fdopen(fd, "w") as out:
         out.write("".join(f"{key}={value}\n" for key, value in urls.items()))
     for key, value in urls.items():
-        print(f"  {key}={without_userinfo(value) if key.endswith('_URL') else value}")
+        shown = (",".join(without_userinfo(url) for url in value.split(","))
+                 if key.endswith("_URL") else value)  # every node's URL, without passwords
+        print(f"  {key}={shown}")
     return urls
 
 

@@ -150,7 +150,9 @@ class SearchIndexSink:
                     ref = await resolve_index(self.es, self.building_alias)
                     if ref is None or (self.ref is not None and ref.uuid == self.ref.uuid):
                         name = await next_index_name(self.es, self.alias)
-                        await self.es.indices.create(index=name, **index_body())
+                        await self.es.indices.create(  # the deployment's shards/replicas
+                            index=name, wait_for_active_shards=self.options.wait_for_active_shards,
+                            **index_body(self.options))
                         await self.es.indices.put_alias(index=name, name=self.building_alias)
                         ref = await resolve_index(self.es, name)
             finally:

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, cast
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import redis.exceptions
@@ -109,6 +110,10 @@ def open_redis(settings: Settings, kind: Kind) -> Redis:
     cred = credential(settings, kind, "redis")
     username, password = (cred.user, cred.password) if cred else (None, None)
     if settings.redis_cluster_nodes:
+        if cred is None:  # the cluster's nodes know the same users as REDIS_URL's Redis
+            parts = urlsplit(settings.redis_url)
+            username = unquote(parts.username) if parts.username else None
+            password = unquote(parts.password) if parts.password else None
         nodes = [ClusterNode(host, int(port)) for host, _, port in
                  (node.strip().rpartition(":") for node in
                   settings.redis_cluster_nodes.split(",") if node.strip())]

@@ -1,7 +1,6 @@
 """The dashboard on a Redis Cluster: one hash tag per partition, scripts per partition, live
-notices through the cluster, and a master SIGKILLed while commands run.
-
-Runs when REDIS_CLUSTER_NODES names a cluster (`orders stack up --cluster` writes it).
+notices through the cluster, and a master SIGKILLed while commands run; the counters then
+equal SQL exactly. The cluster's nodes require the same users as the single Redis.
 """
 
 from __future__ import annotations
@@ -9,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from typing import Any
 
 import asyncpg
@@ -23,36 +21,31 @@ from app.kernel.partitions import Partition
 from app.kernel.readmodels import dashboard_channel, dashboard_pointer
 from app.kernel.settings import Settings
 from app.read.progress import Broadcast, listen_redis
+from infra import redis_cluster
+from infra.native import Layout
 from tests.faults.harness import api, assert_equal_to_write_model, mixed_writes
+from tests.helpers.readside_fixtures import RunProjector
 from tests.helpers.support import eventually
-from tests.projection.conftest import RunProjector
-
-NODES = os.environ.get("REDIS_CLUSTER_NODES", "")
-pytestmark = pytest.mark.skipif(not NODES, reason="needs a Redis Cluster (REDIS_CLUSTER_NODES)")
 
 
-def _cli(port: int, *args: str) -> str:
-    return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
-                          capture_output=True, text=True, timeout=10, check=False).stdout
+@pytest.fixture
+def cluster_nodes(whole_cluster: dict[str, str]) -> str:
+    """Every Redis Cluster node up and all slots served (a failed test may have left one
+    down); the REDIS_CLUSTER_NODES value."""
+    redis_cluster.start(Layout.default())
+    return whole_cluster["REDIS_CLUSTER_NODES"]
 
 
 def _info(port: int, section: str) -> dict[str, str]:
-    pairs = (line.split(":", 1) for line in _cli(port, "info", section).splitlines())
+    pairs = (line.split(":", 1) for line in redis_cluster.cli(port, "info", section).splitlines())
     return {k: v.strip() for k, v in (p for p in pairs if len(p) == 2)}
-
-
-def _relaunch(port: int, home: str) -> None:
-    """Start a killed node again from its own directory (it rejoins as a replica)."""
-    subprocess.run(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
-                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--appendonly", "yes", "--save", "", "--dir", home,
-                    "--logfile", f"{home}/redis.log", "--daemonize", "yes"], check=True)
 
 
 async def test_counters_equal_sql_after_a_master_is_killed_mid_commands(
         clean_db: asyncpg.Pool[Any], es: AsyncElasticsearch, read_settings: Settings,
-        run_projector: RunProjector) -> None:
-    settings = read_settings.model_copy(update={"redis_cluster_nodes": NODES, "partitions": 8})
+        run_projector: RunProjector, cluster_nodes: str) -> None:
+    settings = read_settings.model_copy(update={"redis_cluster_nodes": cluster_nodes,
+                                                "partitions": 8})
     cluster = open_redis(settings, "cli")
     assert isinstance(cluster, RedisCluster)
     await cluster.initialize()
@@ -60,7 +53,6 @@ async def test_counters_equal_sql_after_a_master_is_killed_mid_commands(
         dashboard_pointer(settings.dashboard_namespace, Partition(0, 8)))
     assert victim is not None
     port = int(victim.port)
-    home = _cli(port, "config", "get", "dir").split()[-1]
     others = [int(n.port) for n in cluster.get_nodes() if int(n.port) != port]
     try:
         async with run_projector(settings), api(settings) as http:
@@ -78,10 +70,10 @@ async def test_counters_equal_sql_after_a_master_is_killed_mid_commands(
                 os.kill(int(_info(port, "server")["process_id"]), signal.SIGKILL)
 
                 async def failed_over() -> bool:
-                    seen = _cli(others[0], "cluster", "nodes").splitlines()
+                    seen = redis_cluster.cli(others[0], "cluster", "nodes").splitlines()
                     gone = [n for n in seen if f":{port}@" in n]
                     return bool(gone) and " fail " in f" {gone[0].split()[2].replace(',', ' ')} " \
-                        and "cluster_state:ok" in _cli(others[0], "cluster", "info")
+                        and "cluster_state:ok" in redis_cluster.cli(others[0], "cluster", "info")
 
                 await eventually(failed_over, 30, "a replica promoted in the killed one's place")
                 await asyncio.sleep(3)  # commands go on against the promoted replica
@@ -94,6 +86,9 @@ async def test_counters_equal_sql_after_a_master_is_killed_mid_commands(
             body = (await http.get("/dashboard")).json()
             assert body["orders"]["placed"] == compared
     finally:
-        if not _cli(port, "ping").strip():
-            _relaunch(port, home)
+        redis_cluster.start(Layout.default())  # the killed node rejoins, as a replica
+        await cluster.initialize()
+        for key in [k async for k in cluster.scan_iter(
+                match=f"{settings.dashboard_namespace}:*")]:
+            await cluster.delete(key)  # one by one: the partitions' keys sit in other slots
         await cluster.aclose()
