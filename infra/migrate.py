@@ -11,6 +11,7 @@ import asyncpg
 
 from app.kernel import locks
 from app.kernel.credentials import PG_ROLES, scram_verifier
+from app.kernel.partitions import DEFAULT_PARTITIONS, partition_index_sql
 from app.kernel.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -85,13 +86,16 @@ async def apply_roles(dsn: str, passwords: Mapping[str, str]) -> None:
         await conn.close()
 
 
-async def migrate(dsn: str, passwords: Mapping[str, str] | None = None) -> list[str]:
+async def migrate(dsn: str, passwords: Mapping[str, str] | None = None,
+                  partitions: int = DEFAULT_PARTITIONS) -> list[str]:
     """Apply pending migrations; return the names applied now (empty when up to date).
 
     A log that now lives on another PostgreSQL cluster is rebased (see REBASE); that is
     reported as the step `rebase-log`. Then, on every run, the process roles and their
     grants (`roles.sql`), and each role in `passwords` gets LOGIN and its password
-    (`role_passwords(settings)`), so a changed secret takes.
+    (`role_passwords(settings)`), so a changed secret takes. Last, the index a partition's
+    read uses for `partitions` (ORDERS_PARTITIONS), built without blocking appends: the
+    projectors' role may not create indexes, so a deployment's P is prepared here.
     """
     conn = await asyncpg.connect(dsn)
     applied: list[str] = []
@@ -112,6 +116,8 @@ async def migrate(dsn: str, passwords: Mapping[str, str] | None = None) -> list[
                     await conn.execute(statement)
             applied.append("rebase-log")
         await _apply_roles(conn, passwords or {})
+        if partitions > 1:
+            await conn.execute(partition_index_sql(partitions))  # IF NOT EXISTS
     finally:
         await conn.execute(locks.UNLOCK, locks.MIGRATIONS)
         await conn.close()

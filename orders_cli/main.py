@@ -258,7 +258,8 @@ def migrate() -> None:
     from infra.migrate import role_passwords
 
     settings = _settings()
-    applied = _run(run_migrations(settings.database_url, role_passwords(settings)))
+    applied = _run(run_migrations(settings.database_url, role_passwords(settings),
+                                  settings.partitions))
     typer.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 

@@ -23,7 +23,12 @@ from typing import Any
 
 import asyncpg
 
-from app.kernel.partitions import Partition, all_partitions, partition_index_sql
+from app.kernel.partitions import (
+    Partition,
+    all_partitions,
+    partition_index_name,
+    partition_index_sql,
+)
 from projectors.log import ANY_SOURCE_ERROR
 
 log = logging.getLogger("orders.claims")
@@ -121,9 +126,14 @@ class Coordinator:
                 claim.token = None
 
     async def _prepare(self) -> None:
-        if self.count > 1:  # the partition read's index (present already for the default)
-            with contextlib.suppress(asyncpg.PostgresError):
+        index = partition_index_name(self.count)
+        if self.count > 1 and not await self._pool.fetchval(
+                "SELECT to_regclass($1) IS NOT NULL", index):  # `orders migrate` makes it
+            try:
                 await self._pool.execute(partition_index_sql(self.count))
+            except asyncpg.PostgresError as exc:  # not the owner: reads scan until it exists
+                log.warning("no index for %d partitions (%s); run `orders migrate` with "
+                            "ORDERS_PARTITIONS=%d", self.count, exc, self.count)
         for name in self.names:
             await self._pool.execute(ENSURE_ROWS, name, self.count)
         self._ready = True

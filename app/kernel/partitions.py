@@ -68,11 +68,15 @@ def partition_of(hashed: int, count: int) -> Partition:
     return Partition(hashed & (check_count(count) - 1), count)
 
 
+def partition_index_name(count: int) -> str:
+    return f"events_partition_{check_count(count)}"
+
+
 def partition_index_sql(count: int) -> str:
     """The index one partition's read uses; the mask is a literal (the planner matches the
     index expression only against a constant), built from a checked integer, never input."""
     mask = check_count(count) - 1
-    return (f"CREATE INDEX CONCURRENTLY IF NOT EXISTS events_partition_{count} "
+    return (f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {partition_index_name(count)} "
             f"ON events ((stream_hash & {mask}), transaction_id, position)")
 
 

@@ -142,3 +142,11 @@ async def test_migrations_run_twice_are_a_no_op(database_url: str, clean_db: Poo
     assert await migrate(database_url) == []
     applied = await clean_db.fetchval("SELECT count(*) FROM schema_migrations")
     assert applied >= 1
+
+
+async def test_migrate_builds_the_partition_index_for_the_deployments_partition_count(
+        database_url: str, clean_db: Pool) -> None:
+    # the projectors' role may not create indexes: a P other than the default's is prepared
+    await clean_db.execute("DROP INDEX IF EXISTS events_partition_16")
+    assert await migrate(database_url, partitions=16) == []
+    assert await clean_db.fetchval("SELECT to_regclass('events_partition_16') IS NOT NULL")
