@@ -7,8 +7,9 @@ is passed only on a node's first boot (an empty data directory), as Elasticsearc
 
 Where the stack has secrets (infra/security.py), the nodes run with security on, sharing
 the single node's file realm (one Elasticsearch home, one `config/`): every request needs a
-user. Transport stays plain TCP on 127.0.0.1 (the nodes bind only loopback, so they talk to
-no other machine); a cluster spread over machines needs transport TLS.
+user, and the nodes talk to each other over TLS with certificates the stack makes itself
+(a CA of its own and a node certificate for 127.0.0.1, under `config/certs/`, keys 0600);
+a node without a certificate signed by that CA cannot join.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -117,13 +119,6 @@ def node_pid(layout: Layout, node: EsNode) -> int | None:
     return pid
 
 
-def _open_nodes() -> list[EsNode]:
-    """Nodes that answer without a password (started before the stack had secrets)."""
-    found = [(node, _get(f"{node.url}/_cluster/health?local=true", 3, anonymous=True))
-             for node in NODES]
-    return [node for node, body in found if body is not None and "cluster_name" in body]
-
-
 def node_answers(node: EsNode) -> bool:
     """The node answers HTTP (from its own view of the cluster; no master needed)."""
     return _get(f"{node.url}/_cluster/health?local=true", timeout=3) is not None
@@ -148,6 +143,52 @@ def cluster_ready() -> bool:
             and found.get("status") in ("green", "yellow"))
 
 
+CERTS = "certs"  # under the Elasticsearch home's config/ (it reads files only there)
+
+
+def _make_certs(layout: Layout) -> None:
+    """The transport CA and the nodes' certificate (made once; kept across starts)."""
+    folder = layout.es_home / "config" / CERTS
+    if (folder / "node.crt").exists():
+        return
+    if shutil.which("openssl") is None:
+        native._apt_install("openssl")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sign = ["-days", "3650", "-sha256"]
+    for cmd in (
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+         "-out", "ca.crt", "-subj", f"/CN={CLUSTER_NAME} transport CA", *sign],
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out",
+         "node.csr", "-subj", f"/CN={CLUSTER_NAME} node"],
+        ["openssl", "x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "node.crt", "-extfile", "san.ext", *sign]):
+        (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        made = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, check=False)
+        if made.returncode != 0:
+            raise StackError(f"openssl could not make the transport certificates: "
+                             f"{made.stderr[-500:]}")
+    for path in folder.iterdir():
+        path.chmod(0o600)
+    native._chown_tree(folder)
+
+
+def _security() -> dict[str, str]:
+    """Security settings of every node: on, with transport TLS, where the stack has secrets."""
+    if _admin_secret() is None:
+        return {"xpack.security.enabled": "false"}
+    return {"xpack.security.enabled": "true", "xpack.security.http.ssl.enabled": "false",
+            "xpack.security.transport.ssl.enabled": "true",
+            "xpack.security.transport.ssl.verification_mode": "full",
+            "xpack.security.transport.ssl.key": f"{CERTS}/node.key",
+            "xpack.security.transport.ssl.certificate": f"{CERTS}/node.crt",
+            "xpack.security.transport.ssl.certificate_authorities": f"{CERTS}/ca.crt"}
+
+
+def _stamp(layout: Layout) -> Path:
+    """The security settings the running nodes were started with."""
+    return layout.state / "cluster" / "es-security.stamp"
+
+
 def _settings(layout: Layout, node: EsNode) -> dict[str, str]:
     data = node.home(layout) / "data"
     settings = {
@@ -155,9 +196,7 @@ def _settings(layout: Layout, node: EsNode) -> dict[str, str]:
         "http.port": str(node.http_port), "transport.port": str(node.transport_port),
         "discovery.seed_hosts": ",".join(f"127.0.0.1:{n.transport_port}" for n in NODES),
         "path.data": str(data), "path.logs": str(node.home(layout) / "logs"),
-        **({"xpack.security.enabled": "true", "xpack.security.http.ssl.enabled": "false",
-            "xpack.security.transport.ssl.enabled": "false"} if _admin_secret() is not None
-           else {"xpack.security.enabled": "false"}),
+        **_security(),
         "node.processors": "1",
         "cluster.routing.allocation.disk.threshold_enabled": "false",
     }
@@ -188,6 +227,7 @@ def _ensure_home(layout: Layout) -> None:
     native._chown_tree(layout.state / "cluster")
     if _admin_secret() is not None:  # the file realm all nodes (and the single one) read
         native._es_users(layout, native.find_jdk(), security.ensure_secrets(layout.state))
+        _make_certs(layout)
     keystore = layout.es_home / "config" / "elasticsearch.keystore"
     if not keystore.exists():  # created once here, not raced by three first boots
         native.run([str(layout.es_home / "bin" / "elasticsearch-keystore"), "create"],
@@ -230,10 +270,15 @@ def start_nodes(layout: Layout, nodes: tuple[EsNode, ...] = NODES) -> None:
     """Start the given nodes that are not running, side by side, and wait until each has
     joined the cluster (all of them: green within GREEN_WITHIN_S)."""
     _ensure_home(layout)
-    if _admin_secret() is not None and _open_nodes():
-        print("  restarting the Elasticsearch nodes with security on ...", flush=True)
+    wanted = json.dumps(_security(), sort_keys=True)
+    running = [node for node in NODES if node_pid(layout, node) is not None]
+    stamp = _stamp(layout)
+    if running and (not stamp.exists() or stamp.read_text() != wanted):
+        print("  restarting the Elasticsearch nodes with the stack's security settings ...",
+              flush=True)
         stop_nodes(layout)  # all of them: one cluster, one security setting
         nodes = NODES
+    stamp.write_text(wanted)
     down = [node for node in nodes if node_pid(layout, node) is None]
     for attempt in range(LAUNCH_ATTEMPTS):
         for node in down:
