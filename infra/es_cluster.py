@@ -224,7 +224,7 @@ def _ensure_home(layout: Layout) -> None:
         native._unpack(native._fetch_distribution(layout), layout.state)
         native._chown_tree(layout.es_home)
     (layout.state / "cluster").mkdir(parents=True, exist_ok=True)
-    native._chown_tree(layout.state / "cluster")
+    native.chown_paths(layout.state / "cluster")  # running nodes' files are theirs already
     if _admin_secret() is not None:  # the file realm all nodes (and the single one) read
         native._es_users(layout, native.find_jdk(), security.ensure_secrets(layout.state))
         _make_certs(layout)

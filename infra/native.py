@@ -139,8 +139,17 @@ def ensure_service_user(layout: Layout) -> None:
 
 
 def _chown_tree(path: Path) -> None:
+    """Give `path` and everything under it to the service user; never on a directory a
+    running server writes into (its files come and go under a recursive chown)."""
     if _is_root():
         subprocess.run(["chown", "-R", f"{SERVICE_USER}:{SERVICE_USER}", str(path)], check=True)
+
+
+def chown_paths(*paths: Path) -> None:
+    """Give just these paths (not what is under them) to the service user."""
+    if _is_root():
+        subprocess.run(["chown", f"{SERVICE_USER}:{SERVICE_USER}", *map(str, paths)],
+                       check=True)
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -255,7 +264,10 @@ def start_redis(layout: Layout, found: dict[str, str] | None = None) -> str:
     if found is not None:
         acl.write_text(security.redis_acl(found))
         acl.chmod(0o600)
-    _chown_tree(layout.redis_dir)
+    if redis_running():  # its own files are its already, and come and go under a chown -R
+        chown_paths(*[path for path in (layout.redis_dir, acl) if path.exists()])
+    else:
+        _chown_tree(layout.redis_dir)
     if found is not None and _redis_open():
         print("  restarting Redis with its ACL file ...", flush=True)
         stop_redis()  # the append-only file carries the data over

@@ -96,7 +96,7 @@ def _secured_config(layout: Layout, home: Path) -> list[str]:
         with os.fdopen(fd, "w") as out:
             out.write(text)
         path.chmod(0o600)
-    native._chown_tree(home)  # the service user's to read
+    native.chown_paths(home, acl, config)  # the service user's to read (the node may run)
     return [str(config)]
 
 
