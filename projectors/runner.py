@@ -159,10 +159,11 @@ class Projection:
             self.last_batch_size = len(batch)
             if not batch.events:
                 checkpoint = await self._advance(checkpoint, batch.mark)
-                if self.sink.building:  # caught up: let readers see it
+                if self.sink.building:  # caught up: let readers see it (when it may)
                     await self._retry(self.sink.publish)
-                    log.info("%s: rebuilt %s published at %d", self.name, self.sink.target,
-                             checkpoint.position)
+                    if not self.sink.building:
+                        log.info("%s: rebuilt %s published at %d", self.name,
+                                 self.sink.target, checkpoint.position)
                 await self._idle(checkpoint)
                 await self._waiter.wait(self.config.poll_interval_s)
                 return checkpoint

@@ -148,6 +148,7 @@ class SearchIndexSink:
                         await self.es.indices.delete(index=self.ref.name,
                                                      ignore_unavailable=True)
                     ref = await resolve_index(self.es, self.building_alias)
+                    await self._drop_junk(keep=ref)
                     if ref is None or (self.ref is not None and ref.uuid == self.ref.uuid):
                         name = await next_index_name(self.es, self.alias)
                         await self.es.indices.create(  # the deployment's shards/replicas
@@ -160,6 +161,19 @@ class SearchIndexSink:
         if ref is None:
             raise SinkUnavailable("the index being built vanished right after it was created")
         self.ref, self.index, self._building = ref, ref.name, True
+
+    async def _drop_junk(self, keep: IndexRef | None) -> None:
+        """A bulk into our deleted index re-created it under its old name with guessed
+        mappings: delete that, unless it is what readers or the build now use. Every
+        partition that wrote into it passes here afterwards, so the last one removes it."""
+        if self.ref is None:
+            return
+        junk = await resolve_index(self.es, self.ref.name)
+        if junk is None or junk.uuid == self.ref.uuid or (keep and junk.uuid == keep.uuid):
+            return
+        live = await resolve_index(self.es, self.alias)
+        if live is None or live.uuid != junk.uuid:
+            await self.es.indices.delete(index=junk.name, ignore_unavailable=True)
 
     async def _all_near_end(self) -> bool:
         """Every partition of the index being built is within PUBLISH_LAG of the log's end."""
@@ -276,11 +290,23 @@ class SearchIndexSink:
                 result.applied += 1
             elif status == 409:
                 result.stale += 1
-            elif status in TRANSIENT:
-                raise SinkUnavailable(f"bulk item {status}: {outcome.get('error')}")
             else:
-                raise PoisonEvent(change.logged.position, f"{status}: {outcome.get('error')}")
+                raise item_failure(change.logged.position, status, outcome.get("error"))
         return result
+
+
+def item_failure(position: int, status: int, error: Any) -> Exception:
+    """What a failed bulk item means. Only the document's own fault is poison: a missing
+    index (deleted under us) means the read model is gone, and a refused or blocked index
+    (credentials, a disk-full read-only block, a closed index) is an outage of the sink."""
+    kind = error.get("type", "") if isinstance(error, dict) else ""
+    message = f"bulk item {status}: {error}"
+    if kind == "index_not_found_exception":
+        return SinkGone(f"index deleted under a batch ({message})")
+    if status in TRANSIENT or status in (401, 403) or kind in (
+            "cluster_block_exception", "index_closed_exception"):
+        return SinkUnavailable(message)
+    return PoisonEvent(position, f"{status}: {error}")
 
 
 @contextlib.asynccontextmanager

@@ -14,9 +14,11 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -49,12 +51,30 @@ def projector_env(settings: Settings) -> dict[str, str]:
             "ORDERS_PARTITIONS": str(settings.partitions)}
 
 
+_LOGS: dict[int, Path] = {}  # projector pid -> its log file, for a failure's message
+
+
 def spawn_projector(settings: Settings, batch_size: int = 200) -> subprocess.Popen[bytes]:
-    """`orders project` as its own process, as deployed."""
-    return subprocess.Popen([sys.executable, "-m", "orders_cli.main", "project", "--batch-size",
-                             str(batch_size), "--metrics-port", "0"],
-                            env=projector_env(settings), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    """`orders project` as its own process, as deployed; its log goes to a file that
+    `projector_log_tail` reads when a test fails."""
+    fd, name = tempfile.mkstemp(prefix="orders-projector-", suffix=".log")
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "orders_cli.main", "project",
+                                    "--batch-size", str(batch_size), "--metrics-port", "0"],
+                                   env=projector_env(settings), stdout=fd,
+                                   stderr=subprocess.STDOUT)
+    finally:
+        os.close(fd)
+    _LOGS[process.pid] = Path(name)
+    return process
+
+
+def projector_log_tail(process: subprocess.Popen[bytes] | None, lines: int = 40) -> str:
+    """The last lines a spawned projector wrote, or a note that there are none."""
+    path = _LOGS.get(process.pid) if process is not None else None
+    if path is None or not path.exists():
+        return "(no projector log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @dataclass

@@ -34,6 +34,7 @@ from tests.faults.harness import (
     api,
     assert_equal_to_write_model,
     mixed_writes,
+    projector_log_tail,
     spawn_projector,
 )
 from tests.helpers.private_postgres import PrivateCluster
@@ -123,7 +124,11 @@ async def run_fault(d: Deployment, fault: Any, settle_s: float = FAULT_AT_S) -> 
         await fault()
         await asyncio.sleep(settle_s)
     d.assert_projector_alive()
-    compared = await assert_equal_to_write_model(d.pool, d.es, d.redis, d.settings)
+    try:
+        compared = await assert_equal_to_write_model(d.pool, d.es, d.redis, d.settings)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nprojector log:\n{projector_log_tail(d.projector)}") \
+            from exc
     assert not tally.bad, tally.bad[:5]
     assert tally.statuses[201] > 20 and compared > 20, tally.statuses
     d.assert_projector_alive()

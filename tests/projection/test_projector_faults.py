@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +21,7 @@ from projectors.dashboard_sink import DashboardSink
 from projectors.documents import index_body
 from projectors.process import open_projector
 from projectors.search_sink import SearchIndexSink
+from tests.faults.harness import spawn_projector
 from tests.helpers.support import (
     TcpProxy,
     eventually,
@@ -66,25 +64,11 @@ async def test_replaying_a_batch_changes_nothing(
     assert before[1] == await sql_truth(clean_db)
 
 
-def _projector_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": settings.database_url,
-            "ELASTICSEARCH_URL": settings.elasticsearch_url, "REDIS_URL": settings.redis_url,
-            "ORDERS_SEARCH_ALIAS": settings.search_alias,
-            "ORDERS_DASHBOARD_NAMESPACE": settings.dashboard_namespace}
-
-
-def _spawn(settings: Settings, batch_size: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "orders_cli.main", "project", "--batch-size",
-                             str(batch_size), "--metrics-port", "0"],
-                            env=_projector_env(settings), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-
-
 async def test_sigkill_midway_then_restart_counts_nothing_twice(
         store: OrderStore, clean_db: Pool, es: AsyncElasticsearch, redis: Redis,
         read_settings: Settings) -> None:
     await write_orders(store, 3000, writers=8)
-    proc = _spawn(read_settings, batch_size=50)
+    proc = spawn_projector(read_settings, batch_size=50)
     try:
         async def some_progress() -> bool:
             cp = await dashboard_checkpoint(redis, read_settings.dashboard_namespace)
@@ -96,7 +80,7 @@ async def test_sigkill_midway_then_restart_counts_nothing_twice(
     finally:
         if proc.poll() is None:
             proc.kill()
-    proc = _spawn(read_settings, batch_size=500)
+    proc = spawn_projector(read_settings, batch_size=500)
     try:
         await eventually(lambda: caught_up(clean_db, es, redis, read_settings), 90,
                          "catch-up after restart")
