@@ -26,7 +26,6 @@ from app.domain.order import StatusText
 from app.kernel.positions import Frontier
 from app.openapi import errors
 from app.read.consistency import MAX_WAIT_MS, ProjectionBehind, wait_until_applied
-from app.read.dashboard import DashboardNotBuilt
 from app.read.positioned import PositionedRoute
 from app.read.search import SearchQuery, Sort, decode_cursor
 from app.read.wiring import ReadSide, SearchTarget
@@ -36,7 +35,6 @@ from app.read.wiring import ReadSide, SearchTarget
 T = TypeVar("T")
 router = APIRouter(tags=["read"], route_class=PositionedRoute,
                    responses=errors(401, 403, 422, 503))
-HEARTBEAT_S = 15.0
 POSITION_PATTERN = r"^[0-9]{1,18}$"
 TOTAL_DIGITS = 10  # whole digits of a `min_total`/`max_total` filter
 MONEY_PATTERN = amount_pattern(TOTAL_DIGITS)
@@ -231,25 +229,14 @@ async def dashboard(
 
 
 @router.get("/dashboard/stream", response_class=StreamingResponse)
-async def dashboard_stream(read: ReadDep, request: Request) -> StreamingResponse:
+async def dashboard_stream(read: ReadDep) -> StreamingResponse:
     """Server-Sent Events: the dashboard now, then again after every applied batch."""
 
-    async def events() -> AsyncIterator[str]:
-        async with read.dashboard_progress.subscribe() as notices:
-            while not await request.is_disconnected():
-                # the shared answer: a change notice costs one Redis read for all clients
-                with contextlib.suppress(DashboardNotBuilt):  # sent once it is published
-                    body, checkpoint = await read.dashboard_cache.read()
-                    yield (f"event: dashboard\nid: {checkpoint.position}\n"
-                           f"data: {body.decode()}\n\n")
-                while True:
-                    try:
-                        await asyncio.wait_for(notices.get(), HEARTBEAT_S)
-                        break
-                    except TimeoutError:
-                        if await request.is_disconnected():
-                            return
-                        yield ": heartbeat\n\n"
+    async def events() -> AsyncIterator[bytes]:
+        # One rendered frame per change for every client of the process (app/read/streams.py)
+        async with contextlib.aclosing(read.dashboard_streams.frames()) as frames:
+            async for chunk in frames:
+                yield chunk
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

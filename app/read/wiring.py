@@ -23,6 +23,7 @@ from app.kernel.settings import Settings
 from app.read.dashboard import DashboardCache, DashboardReader
 from app.read.progress import Broadcast, listen_postgres, listen_redis
 from app.read.search import SearchReader
+from app.read.streams import DashboardStreams
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,11 @@ class ReadSide:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     dashboard_cache: DashboardCache = field(init=False)
+    dashboard_streams: DashboardStreams = field(init=False)
 
     def __post_init__(self) -> None:
         self.dashboard_cache = DashboardCache(self.dashboard, self.dashboard_progress)
+        self.dashboard_streams = DashboardStreams(self.dashboard_cache, self.dashboard_progress)
 
     @classmethod
     def open(cls, settings: Settings, pool: asyncpg.Pool[Any], es: AsyncElasticsearch,
@@ -107,7 +110,8 @@ class ReadSide:
                    DashboardReader(redis, settings.dashboard_namespace, settings.partitions),
                    SearchCheckpoint(es, pool, settings.search_alias,
                                     partitions=settings.partitions), LogPositions(pool))
-        side.tasks = [
+        side.tasks = [  # the Redis listener last: it ends on the `stop` flag (see close)
+            asyncio.create_task(side.dashboard_streams.run()),
             asyncio.create_task(listen_postgres(database_url(settings, "api"),
                                                 CHECKPOINT_CHANNEL, side.search_progress)),
             asyncio.create_task(listen_redis(redis, dashboard_channel(
