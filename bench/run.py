@@ -82,8 +82,9 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             started = time.perf_counter()
             print(f"== {name} ...", flush=True)
             results[name] = await step()
-            print(f"   {json.dumps(_without_series(results[name]))}"
-                  f" ({time.perf_counter() - started:.0f}s)", flush=True)
+            took = time.perf_counter() - started
+            results.setdefault("step_seconds", {})[name] = round(took, 1)
+            print(f"   {json.dumps(_without_series(results[name]))} ({took:.0f}s)", flush=True)
     return results
 
 
@@ -205,7 +206,10 @@ def markdown(results: dict[str, Any]) -> str:
         rows += _capacity_rows(results["capacity"])
     head = (f"Run {results['date']} ({results['mode']}) on {results['machine']['cpus']} cores, "
             f"{results['machine']['memory_gib']} GiB, Python {results['machine']['python']}.")
-    return head + "\n\n" + "\n".join(rows) + "\n"
+    steps = results.get("step_seconds", {})
+    timing = ("\n\nSteps: " + ", ".join(f"{k} {v:.0f} s" for k, v in steps.items())
+              + f"; {sum(steps.values()) / 60:.1f} min in all.") if steps else ""
+    return head + "\n\n" + "\n".join(rows) + timing + "\n"
 
 
 def _reads_rows(r: dict[str, Any]) -> list[str]:
