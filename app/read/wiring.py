@@ -54,12 +54,14 @@ class SearchCheckpoint:
         self._resolved_at = float("-inf")
         self._recent: tuple[float, SearchTarget] = (
             float("-inf"), SearchTarget(alias, Frontier.start(partitions)))
+        self._refreshing: asyncio.Future[SearchTarget] | None = None
 
     def forget(self) -> None:
         """Resolve the alias again on the next call (the index answered 404); the recent
         target named that index too, so it goes as well."""
         self._resolved_at = float("-inf")
         self._recent = (float("-inf"), self._recent[1])
+        self._refreshing = None  # a refresh under way may still name that index
 
     async def target(self) -> SearchTarget:
         """The index to query and where each of its partitions stands."""
@@ -78,11 +80,18 @@ class SearchCheckpoint:
         return (await self.target()).frontier
 
     async def recent(self, max_age_s: float = 0.25) -> SearchTarget:
-        """A target read at most `max_age_s` ago (for reads that asked for no position)."""
+        """A target read at most `max_age_s` ago (for reads that asked for no position).
+
+        Concurrent readers that find it stale share one refresh: under load every
+        in-flight search would otherwise read the checkpoints from PostgreSQL at once."""
         read_at, current = self._recent
         if time.monotonic() - read_at <= max_age_s:
             return current
-        return await self.target()
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self.target())
+            # its failure reaches every reader waiting; with none left, nobody must log it
+            self._refreshing.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(self._refreshing)  # a reader that leaves cancels nothing
 
 
 @dataclass
