@@ -25,6 +25,8 @@ from bench.single_model import single_model
 from bench.streams import live_streams
 
 RESULTS = Path(__file__).parent / "results"
+# Left out of quick runs (under five minutes) unless named with --only; smoke runs keep them.
+FULL_ONLY = {"streams_spread"}
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
               "readers": 4, "fresh_s": 2.0, "step_s": 1.0, "dataset": 300, "write_rate": 20,
@@ -56,7 +58,9 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
     results: dict[str, Any] = {"mode": mode, "date": now, "machine": machine()}
 
     def wanted(name: str) -> bool:
-        return only is None or name in only
+        if only is not None:
+            return name in only
+        return mode != "quick" or name not in FULL_ONLY
 
     # SIGTERM ends the run as Ctrl-C does: cancelled, so open_bench cleans up after it
     main_task = asyncio.current_task()
@@ -75,6 +79,7 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             ("typing", lambda: _typing(bench, size)),
             ("open_loop", lambda: _open_loop(bench, size)),
             ("streams", lambda: live_streams(bench, size["live_clients"])),
+            ("streams_spread", lambda: live_streams(bench, size["live_clients"], workers=2)),
             ("capacity", lambda: capacity.capacity(bench, size["step_s"], size["fresh_s"])),
         ]
         for name, step in steps:
@@ -196,13 +201,18 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{t['previous']['inputs_with_hits']} | {t['ratio_mean']} |")
     if "open_loop" in results:
         rows += _open_loop_rows(results["open_loop"])
-    if "streams" in results:
-        v = results["streams"]
-        rows.append(f"| {v['streams_open']:,} of {v['clients']:,} `/dashboard/stream` clients on "
-                    f"one read process | commit to last client p50 {v['last_client_p50_ms']} / "
-                    f"p99 {v['last_client_p99_ms']} ms (first client p99 "
-                    f"{v['first_client_p99_ms']} ms) | RSS {v['read_api_peak_rss_mib']} MiB; "
-                    f"{v['cpu_ms_per_notice']} ms CPU per notice | |")
+    for key in ("streams", "streams_spread"):
+        if key in results:
+            v = results[key]
+            where = ("one read process" if v.get("workers", 1) == 1 else
+                     f"one read API of {v['workers']} processes (sockets each: "
+                     f"{', '.join(f'{n:,}' for n in v['sockets_per_worker'])})")
+            rows.append(f"| {v['streams_open']:,} of {v['clients']:,} `/dashboard/stream` "
+                        f"clients on {where} | commit to last client p50 "
+                        f"{v['last_client_p50_ms']} / p99 {v['last_client_p99_ms']} ms (first "
+                        f"client p99 {v['first_client_p99_ms']} ms) | peak RSS "
+                        f"{v['read_api_peak_rss_mib']} MiB (largest process); "
+                        f"{v['cpu_ms_per_notice']} ms CPU per notice (all processes) | |")
     if "capacity" in results:
         rows += _capacity_rows(results["capacity"])
     head = (f"Run {results['date']} ({results['mode']}) on {results['machine']['cpus']} cores, "

@@ -5,6 +5,7 @@ the read process's resident memory and CPU time per change notice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import time
@@ -38,8 +39,10 @@ def _ticks() -> int:
     return os.sysconf("SC_CLK_TCK")
 
 
-async def live_streams(bench: Bench, clients: int, notices: int = 20) -> dict[str, Any]:
-    """`clients` streams on one read process; `notices` commands 0.5 s apart."""
+async def live_streams(bench: Bench, clients: int, notices: int = 20,
+                       workers: int = 1) -> dict[str, Any]:
+    """`clients` streams on one read API (of `workers` processes sharing its socket);
+    `notices` commands 0.5 s apart."""
     asked = clients
     clients = min(clients, _raise_fd_limit(clients + FD_SPARE) - FD_SPARE)
     port, read_port = free_port(), free_port()
@@ -48,7 +51,8 @@ async def live_streams(bench: Bench, clients: int, notices: int = 20) -> dict[st
     async with process(orders_cli("project", "--metrics-port", "0"), bench.env()), \
             process(orders_cli("api", "--role", "write", "--port", str(port)), bench.env(),
                     f"{base}/health"), \
-            process(orders_cli("api", "--role", "read", "--port", str(read_port)),
+            process(orders_cli("api", "--role", "read", "--port", str(read_port),
+                               "--workers", str(workers)),
                     bench.env(), f"{read_base}/health") as api:
         sse = Streams("127.0.0.1", read_port, clients)
         await sse.open()
@@ -64,11 +68,13 @@ async def live_streams(bench: Bench, clients: int, notices: int = 20) -> dict[st
         await asyncio.sleep(3)
         cpu_used = _cpu(api.pid) - cpu_before
         rss = peak_rss_mib(api.pid)
+        spread = [_sockets(pid) for pid in _workers(api.pid)]
         # frames after the greeting, as the best-served client saw them
         delivered = max((len(events) - 1 for events in sse.seen), default=0)
         await sse.close()
     seen = sse.visible(acks)
-    return {"clients": clients, "clients_asked": asked, "streams_open": opened,
+    return {"clients": clients, "clients_asked": asked, "workers": workers,
+            "sockets_per_worker": spread, "streams_open": opened,
             "streams_dropped": sse.dropped,
             "commands": len(acks),
             "events_per_client": delivered,
@@ -80,7 +86,37 @@ async def live_streams(bench: Bench, clients: int, notices: int = 20) -> dict[st
             "cpu_ms_per_notice": round(cpu_used * 1000 / delivered, 1) if delivered else None}
 
 
+def _workers(pid: int) -> list[int]:
+    """The processes serving a uvicorn API: its workers, or itself when it has none."""
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        found = [int(c) for c in children.read().split()]
+    # not multiprocessing's resource tracker, which the supervisor starts too
+    return [c for c in found if b"spawn_main" in _cmdline(c)] or [pid]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b""
+
+
+def _sockets(pid: int) -> int:
+    """Open sockets of one process: its stream clients, plus a few store connections."""
+    fds = f"/proc/{pid}/fd"
+    count = 0
+    for fd in os.listdir(fds):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"{fds}/{fd}").startswith("socket:")
+    return count
+
+
 def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _ticks()
+    """CPU seconds of an API process and its workers."""
+    total = 0
+    for one in {pid, *_workers(pid)}:
+        with open(f"/proc/{one}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / _ticks()

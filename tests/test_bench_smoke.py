@@ -37,6 +37,9 @@ def test_bench_harness_runs_every_scenario_on_tiny_data(tmp_path: Path) -> None:
     assert capacity["steps"] and capacity["freshness"]["50%"]["probes"]["dashboard"] > 0
     live = figures["streams"]
     assert live["streams_open"] == 20 and live["commands"] > 0 and live["undelivered"] == 0
+    spread = figures["streams_spread"]  # the same clients over a read API of two processes
+    assert spread["streams_open"] == 20 and spread["undelivered"] == 0
+    assert len(spread["sockets_per_worker"]) == 2 and spread["cpu_ms_per_notice"] > 0
     mix = figures["open_loop"]
     assert mix["streams_open"] == 20 and mix["commands"]["answered_per_s"] > 0
     assert mix["searches"]["failed"] == 0 and mix["dashboard_visible"]["commands"] > 0
