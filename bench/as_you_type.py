@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -63,20 +64,19 @@ def _summary(wall: list[float], took: list[float], found: int, inputs: int) -> d
             "inputs_with_hits": found, "inputs": inputs}
 
 
-def demo_orders(count: int, seed: int = 13) -> list[Order]:
-    """`count` demo orders folded to their final state, as the projection would index them."""
+def demo_orders(count: int, seed: int = 13) -> Iterator[Order]:
+    """`count` demo orders folded to their final state, as the projection would index them
+    (one at a time: a million of them need not fit in memory)."""
     rng = random.Random(seed)
     catalog = Catalog(rng)
     now = datetime.now(UTC)
-    orders = []
     for n in range(count):
         placed_at = now - timedelta(days=7) + timedelta(seconds=7 * 86400 * n / count)
         state = None
         for versioned in decide_order(rng, catalog, uuid4(), placed_at, not_after=now):
             state = evolve(state, versioned.event)
         assert state is not None
-        orders.append(state)
-    return orders
+        yield state
 
 
 async def as_you_type(bench: Bench, orders: int, rounds: int) -> dict[str, Any]:

@@ -21,27 +21,29 @@ from bench import bounds, capacity, openloop, scenarios
 from bench.as_you_type import as_you_type
 from bench.common import open_bench
 from bench.search_bodies import search_bodies
+from bench.search_scale import search_scale
 from bench.single_model import single_model
 from bench.streams import live_streams
 
 RESULTS = Path(__file__).parent / "results"
 # Left out of quick runs (under five minutes) unless named with --only; smoke runs keep them.
-FULL_ONLY = {"streams_spread"}
+FULL_ONLY = {"streams_spread", "search_scale"}
 SIZES = {
     "smoke": {"append": 20, "projection": 300, "rebuild": 300, "reads_s": 1.0,
               "readers": 4, "fresh_s": 2.0, "step_s": 1.0, "dataset": 300, "write_rate": 20,
               "typing_rounds": 1, "open_s": 3,
               "mix": {"commands": 10, "searches": 20, "dashboard": 5}, "streams": 20,
-              "live_clients": 20},
+              "live_clients": 20, "scale_orders": 300},
     # under five minutes on two cores: the full run's scenarios on 30,000 orders
     "quick": {"append": 2000, "projection": 30_000, "rebuild": 30_000, "reads_s": 4.0,
               "readers": 64, "fresh_s": 5.0, "step_s": 3.0, "dataset": 47_000,
               "write_rate": 100, "typing_rounds": 2, "open_s": 8, "mix": openloop.MIX,
-              "streams": openloop.STREAMS, "live_clients": 1000},
+              "streams": openloop.STREAMS, "live_clients": 1000, "scale_orders": 100_000},
     "full": {"append": 5000, "projection": 100_000, "rebuild": 1_000_000, "reads_s": 20.0,
              "readers": 64, "fresh_s": 60.0, "step_s": 10.0, "dataset": 157_000,
              "write_rate": 100, "typing_rounds": 10, "open_s": 30, "mix": openloop.MIX,
-             "streams": openloop.STREAMS, "live_clients": 20_000},
+             "streams": openloop.STREAMS, "live_clients": 20_000,
+             "scale_orders": 1_000_000},
 }
 
 
@@ -75,6 +77,7 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             ("rebuild", lambda: scenarios.rebuild(bench, size["rebuild"])),
             ("reads", lambda: _reads(bench, size)),
             ("search_bodies", lambda: _search_bodies(bench, size)),
+            ("search_scale", lambda: search_scale(bench, size["scale_orders"])),
             ("single_model", lambda: _single_model(bench, size)),
             ("typing", lambda: _typing(bench, size)),
             ("open_loop", lambda: _open_loop(bench, size)),
@@ -189,6 +192,13 @@ def markdown(results: dict[str, Any]) -> str:
                     f"(without highlights {rates['current_without_highlight']}) | the "
                     f"previous single request, back to back: {rates['previous']} req/s "
                     f"| {b['ratio_current_vs_previous']} |")
+    if "search_scale" in results:
+        g = results["search_scale"]
+        rows.append(f"| one search at a time on {g['orders']:,} orders ({g['index_mib']:,} MiB; "
+                    f"{g['queries']} queries x {g['rounds']}) | API p50 {g['p50']['api_ms']} ms | "
+                    f"straight to Elasticsearch p50 {g['p50']['es_ms']} ms; `took` p50: page "
+                    f"{g['p50']['took_page_ms']} ms, counts {g['p50']['took_counts_ms']} ms | "
+                    f"{round(g['p50']['es_ms'] / g['p50']['api_ms'], 2)} |")
     if "single_model" in results:
         rows += _single_model_rows(results["single_model"])
     if "typing" in results:

@@ -43,6 +43,8 @@ def test_bench_harness_runs_every_scenario_on_tiny_data(tmp_path: Path) -> None:
     mix = figures["open_loop"]
     assert mix["streams_open"] == 20 and mix["commands"]["answered_per_s"] > 0
     assert mix["searches"]["failed"] == 0 and mix["dashboard_visible"]["commands"] > 0
+    scale = figures["search_scale"]
+    assert scale["orders"] == 300 and scale["p50"]["api_ms"] > 0 and scale["p50"]["es_ms"] > 0
     single = figures["single_model"]
     assert all(single[side][name]["errors"] == 0 and single[side][name]["requests"] > 0
                for side in ("cqrs", "single_model") for name in ("dashboard", "search"))
