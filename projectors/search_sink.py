@@ -122,10 +122,7 @@ class SearchIndexSink:
         async with _unavailable():
             if unpublish and self.ref is not None:  # describes another log: withdraw it
                 await self.es.indices.delete(index=self.ref.name, ignore_unavailable=True)
-            if self.ref is not None:  # a bulk into our deleted index re-created it: junk
-                junk = await resolve_index(self.es, self.ref.name)
-                if junk is not None and junk.uuid != self.ref.uuid and junk.name == self.index:
-                    await self.es.indices.delete(index=junk.name, ignore_unavailable=True)
+            await self._drop_junk(keep=None)
             name = await next_index_name(self.es, self.alias)
             await self.es.indices.create(
                 index=name, wait_for_active_shards=self.options.wait_for_active_shards,
