@@ -16,11 +16,12 @@ MAPPING_FILE = Path(__file__).resolve().parent.parent / "infra" / "elasticsearch
 
 def index_body(options: SearchIndexOptions | None = None) -> dict[str, Any]:
     """Settings and mappings of an `orders-vN` index (from infra/elasticsearch), with the
-    shards and replicas of `options`."""
+    shards, replicas and refresh interval of `options`."""
     body: dict[str, Any] = json.loads(MAPPING_FILE.read_text())
     options = options or SearchIndexOptions()
     body["settings"] |= {"number_of_shards": options.shards,
-                         "number_of_replicas": options.replicas}
+                         "number_of_replicas": options.replicas,
+                         "refresh_interval": options.refresh_interval}
     return body
 
 

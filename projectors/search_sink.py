@@ -5,6 +5,12 @@ so a replayed or late event can never regress a document: Elasticsearch answers 
 count it as stale. The checkpoint (in PostgreSQL) moves only after the bulk succeeded and the
 index was refreshed, so a checkpointed event is durable and searchable.
 
+A live batch does not force a refresh: its bulk request waits (`refresh=wait_for`) for the
+index's next scheduled one (`ORDERS_SEARCH_REFRESH_INTERVAL`, 250 ms), which every partition
+and every projector process writing meanwhile shares. Refreshes are most of what indexing
+costs Elasticsearch here (each writes a segment of prefix and completion terms), and one
+forced per partition per batch had it refresh up to forty times a second.
+
 Partitions share one index, each with its own checkpoint. An index built from nothing is
 found by every partition under the build alias `<alias>-building` (created once, under an
 advisory lock) and published by whichever partition sees every partition near the log's end.
@@ -46,6 +52,9 @@ VERIFY_EVERY_S = 1.0
 TRANSIENT = {408, 429, 500, 502, 503, 504}
 # A partitioned index built from nothing is published once every partition is this close.
 PUBLISH_LAG = 100
+# A batch of at least this many documents (catching up) forces its own refresh rather than
+# wait for the scheduled one: the wait would idle a projector that has work queued.
+FORCED_REFRESH_DOCS = 200
 
 
 class SearchIndexSink:
@@ -56,7 +65,8 @@ class SearchIndexSink:
     """
 
     name = "search"
-    batch_interval_s = 0.1  # every batch ends in a refresh: at most ten a second when live
+    # No pause: a live batch already waits for the index's scheduled refresh (see above).
+    batch_interval_s = 0.0
 
     def __init__(self, es: AsyncElasticsearch, checkpoints: PostgresCheckpoints,
                  alias: str = "orders", index: str | None = None,
@@ -229,6 +239,7 @@ class SearchIndexSink:
                 await resolve_index(self.es, self.index)
         if own is None or self.ref is None or own.uuid != self.ref.uuid:
             raise SinkGone(f"index {self.index} is gone or was replaced")
+        self.ref = own  # the same index, with its refresh interval as set now
         if self.follows_alias and not self._building:
             if live is None:  # the alias alone was removed: our index is intact, put it back
                 async with _unavailable():
@@ -254,12 +265,9 @@ class SearchIndexSink:
         if latest:
             result = await self._bulk(list(latest.values()))
             async with _unavailable():
-                refreshed = await self.es.indices.refresh(index=self.index)
+                if result.stale:  # replayed: the first write may never have been refreshed
+                    _refreshed(await self.es.indices.refresh(index=self.index), self.index)
                 written = await resolve_index(self.es, self.index)
-            # A copy that failed to refresh (its node dying) may be the one promoted next.
-            if refreshed["_shards"].get("failed", 0):
-                raise SinkUnavailable(f"refresh of {self.index} failed on "
-                                      f"{refreshed['_shards']['failed']} shard copies")
             # A bulk into a deleted index creates a new one: never checkpoint that.
             if written is None or self.ref is None or written.uuid != self.ref.uuid:
                 raise SinkGone(f"index {self.index} was replaced while a batch was written")
@@ -277,19 +285,35 @@ class SearchIndexSink:
             operations.append(order_document(change.after))
         async with _unavailable():
             response = await self.es.bulk(
-                operations=operations,
+                operations=operations, refresh=self._refresh_policy(len(changes)),
                 wait_for_active_shards=self.options.wait_for_active_shards)
         result = ApplyResult()
         for change, item in zip(changes, response["items"], strict=True):
             outcome = item["index"]
             status = outcome.get("status", 500)
             if status < 300:
+                _refreshed(outcome, self.index)
                 result.applied += 1
             elif status == 409:
                 result.stale += 1
             else:
                 raise item_failure(change.logged.position, status, outcome.get("error"))
         return result
+
+
+    def _refresh_policy(self, documents: int) -> str:
+        """`wait_for` the scheduled refresh when the index has one and the batch is small;
+        otherwise the bulk forces a refresh of its own (`true`)."""
+        scheduled = self.ref is not None and self.ref.refresh_interval not in (None, "-1")
+        return "wait_for" if scheduled and documents < FORCED_REFRESH_DOCS else "true"
+
+
+def _refreshed(answer: Any, index: str) -> None:
+    """A copy that failed to write or refresh (its node dying) may be the one promoted
+    next: such a batch is not searchable everywhere, so it is not checkpointed."""
+    failed = answer.get("_shards", {}).get("failed", 0)
+    if failed:
+        raise SinkUnavailable(f"a write or refresh of {index} failed on {failed} shard copies")
 
 
 def item_failure(position: int, status: int, error: Any) -> Exception:

@@ -15,7 +15,7 @@ with GENERATION_SLOT) from here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
@@ -37,11 +37,12 @@ class SearchIndexOptions:
     shards: int = 1
     replicas: int = 0
     wait_for_active_shards: str = "1"  # copies of a shard that must be up for a write
+    refresh_interval: str = "250ms"
 
     @classmethod
     def of(cls, settings: Settings) -> SearchIndexOptions:
         return cls(settings.search_shards, settings.search_replicas,
-                   settings.search_wait_for_active_shards)
+                   settings.search_wait_for_active_shards, settings.search_refresh_interval)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class IndexRef:
 
     name: str
     uuid: str
+    # As set on the index ("-1": never on its own; None: not set, Elasticsearch's default).
+    refresh_interval: str | None = field(default=None, compare=False)
 
     @property
     def checkpoint_name(self) -> str:
@@ -76,14 +79,16 @@ async def load_search_checkpoint(checkpoints: PostgresCheckpoints, ref: IndexRef
 async def resolve_index(es: AsyncElasticsearch, name: str) -> IndexRef | None:
     """The concrete index an alias (or index name) resolves to now; None when absent."""
     try:
-        found = await es.indices.get_settings(index=name, name="index.uuid",
+        found = await es.indices.get_settings(index=name,
+                                              name="index.uuid,index.refresh_interval",
                                               expand_wildcards="open")
     except NotFoundError:
         return None
     if not found.body:
         return None
     index = sorted(found.body)[-1]  # two only for an instant of a non-atomic swap
-    return IndexRef(index, found.body[index]["settings"]["index"]["uuid"])
+    settings = found.body[index]["settings"]["index"]
+    return IndexRef(index, settings["uuid"], settings.get("refresh_interval"))
 
 
 async def live_index(es: AsyncElasticsearch, alias: str) -> str | None:

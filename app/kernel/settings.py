@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     search_wait_for_active_shards: str = Field(
         default="1", pattern=r"^(all|[1-9][0-9]?)$",
         description="copies of each shard that must be active before a write proceeds")
+    # How often Elasticsearch makes new writes searchable: the bound on search freshness,
+    # and (each refresh writes a segment) most of what indexing costs it.
+    search_refresh_interval: str = Field(default="250ms", pattern=r"^[1-9][0-9]*(ms|s)$")
     pool_min_size: int = 2
     pool_max_size: int = 20
     command_timeout_s: float = 5.0

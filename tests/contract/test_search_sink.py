@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import asyncpg
@@ -10,8 +11,11 @@ from elasticsearch import AsyncElasticsearch
 
 from app.kernel.positions import PostgresCheckpoints, log_identity
 from app.kernel.settings import Settings
-from projectors.search_sink import SearchIndexSink
-from tests.contract.sink_contract import Harness, SinkContract
+from projectors import search_sink
+from projectors.changes import Change
+from projectors.documents import order_document
+from projectors.search_sink import FORCED_REFRESH_DOCS, SearchIndexSink
+from tests.contract.sink_contract import START, Harness, SinkContract, end, fresh
 from tests.helpers.support import indexed_orders, sql_orders
 
 CHECKPOINTS = """
@@ -61,3 +65,45 @@ class TestSearchIndexSink(SinkContract):
                       clean_db: asyncpg.Pool[Any]) -> Harness:
         identity = (await log_identity(clean_db)).key
         return SearchHarness(es, read_settings.search_alias, clean_db, identity)
+
+    @pytest.mark.parametrize("forced_from", [FORCED_REFRESH_DOCS, 1])
+    async def test_a_checkpointed_batch_is_searchable_at_once(
+            self, harness: SearchHarness, changes: list[Change], forced_from: int,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        """Small batches wait for the index's scheduled refresh, large ones force their own:
+        either way the checkpoint moves only once every document of the batch is searchable."""
+        monkeypatch.setattr(search_sink, "FORCED_REFRESH_DOCS", forced_from)
+        es, alias = harness.es, harness.alias
+        sink = await fresh(harness)
+        await sink.publish()
+        await es.indices.put_settings(index=sink.target, settings={"refresh_interval": "2s"})
+        await sink.apply(changes, START, end(changes))
+        assert await _searchable_now(es, alias) == {
+            str(c.after.order_id) for c in changes}
+
+    async def test_a_replayed_batch_makes_the_first_unrefreshed_write_searchable(
+            self, harness: SearchHarness, changes: list[Change]) -> None:
+        """A projector killed between its bulk and the refresh left documents written but not
+        searchable; the replay finds them all current (409) and still refreshes before its
+        checkpoint moves, without waiting for a scheduled refresh."""
+        es, alias = harness.es, harness.alias
+        sink = await fresh(harness)
+        await sink.publish()
+        await es.indices.put_settings(index=sink.target, settings={"refresh_interval": "60s"})
+        latest = {str(c.after.order_id): c for c in changes}
+        for order_id, change in latest.items():  # the killed run's bulk, never refreshed
+            await es.index(index=sink.target, id=order_id, document=order_document(change.after),
+                           version=change.after.version, version_type="external", refresh=False)
+        assert not await _searchable_now(es, alias)
+        started = time.monotonic()
+        result = await sink.apply(changes, START, end(changes))
+        assert (result.applied, result.stale) == (0, len(latest))
+        assert await _searchable_now(es, alias) == set(latest)
+        assert time.monotonic() - started < 30  # not the scheduled refresh, a minute away
+        assert await sink.checkpoint() == end(changes)
+
+
+async def _searchable_now(es: AsyncElasticsearch, alias: str) -> set[str]:
+    """The order ids a reader is answered with right now (no refresh asked for)."""
+    hits = (await es.search(index=alias, size=1000, source=False))["hits"]["hits"]
+    return {hit["_id"] for hit in hits}
