@@ -162,14 +162,11 @@ class Rebuild:
     @contextlib.asynccontextmanager
     async def _exclusive(self, target: Target) -> AsyncIterator[None]:
         """One rebuild per target: a session-level advisory lock held for the whole job."""
-        key = locks.rebuild(target)
-        async with self.pool.acquire() as conn:
-            if not await conn.fetchval(locks.TRY_LOCK, key):
+        async with self.pool.acquire() as conn, \
+                locks.session_lock(conn, locks.rebuild(target), wait=False) as taken:
+            if not taken:
                 raise RebuildRunning(f"a {target} rebuild is already running elsewhere")
-            try:
-                yield
-            finally:
-                await conn.execute(locks.UNLOCK, key)
+            yield
 
     async def _job(self, target: Target, restart: bool, keep_old: bool,
                    job_id: uuid.UUID | None) -> dict[str, Any]:

@@ -147,24 +147,20 @@ class SearchIndexSink:
         """Every partition builds into the one index under the build alias; the first to
         arrive (under an advisory lock) creates it."""
         pool = self._checkpoints.pool
-        async with pool.acquire() as conn:
-            await conn.execute(locks.LOCK, locks.build(self.alias))
-            try:
-                async with _unavailable():
-                    if unpublish and self.ref is not None:
-                        await self.es.indices.delete(index=self.ref.name,
-                                                     ignore_unavailable=True)
-                    ref = await resolve_index(self.es, self.building_alias)
-                    await self._drop_junk(keep=ref)
-                    if ref is None or (self.ref is not None and ref.uuid == self.ref.uuid):
-                        name = await next_index_name(self.es, self.alias)
-                        await self.es.indices.create(  # the deployment's shards/replicas
-                            index=name, wait_for_active_shards=self.options.wait_for_active_shards,
-                            **index_body(self.options))
-                        await self.es.indices.put_alias(index=name, name=self.building_alias)
-                        ref = await resolve_index(self.es, name)
-            finally:
-                await conn.execute(locks.UNLOCK, locks.build(self.alias))
+        async with pool.acquire() as conn, locks.session_lock(conn, locks.build(self.alias)):
+            async with _unavailable():
+                if unpublish and self.ref is not None:
+                    await self.es.indices.delete(index=self.ref.name,
+                                                 ignore_unavailable=True)
+                ref = await resolve_index(self.es, self.building_alias)
+                await self._drop_junk(keep=ref)
+                if ref is None or (self.ref is not None and ref.uuid == self.ref.uuid):
+                    name = await next_index_name(self.es, self.alias)
+                    await self.es.indices.create(  # the deployment's shards/replicas
+                        index=name, wait_for_active_shards=self.options.wait_for_active_shards,
+                        **index_body(self.options))
+                    await self.es.indices.put_alias(index=name, name=self.building_alias)
+                    ref = await resolve_index(self.es, name)
         if ref is None:
             raise SinkUnavailable("the index being built vanished right after it was created")
         self.ref, self.index, self._building = ref, ref.name, True

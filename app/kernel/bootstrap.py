@@ -51,8 +51,9 @@ PROFILES: dict[Kind, Profile] = {
     # The API's pool and SQL timeout come from Settings (see `profile`); these are defaults.
     "api": Profile(2, 20, 5.0, 10.0, 5.0, session_state=False),
     # One connection or so per partition loop at a time, plus claims, status and LISTEN.
-    "projector": Profile(2, 16, 30.0, 30.0, 10.0),
-    "rebuild": Profile(2, 8, 120.0, 120.0, 30.0),
+    # Their session locks go through `locks.session_lock`; LISTEN has its own connection.
+    "projector": Profile(2, 16, 30.0, 30.0, 10.0, session_state=False),
+    "rebuild": Profile(2, 8, 120.0, 120.0, 30.0, session_state=False),
     "cli": Profile(1, 8, 120.0, 5.0, 5.0),
     "bench": Profile(2, 40, 300.0, 120.0, 30.0),
 }
