@@ -65,6 +65,9 @@ class ProjectionConfig:
     heartbeat_s: float = 1.0
     # A caught-up partition moves its checkpoint to the log's horizon at most this often.
     advance_every_s: float = 0.5
+    # A caught-up partition counts its pending events (lag metrics, stall detection) at most
+    # this often: every commit wakes every partition, and most find nothing of their own.
+    idle_check_s: float = 1.0
 
 
 class Stopped(Exception):
@@ -103,6 +106,7 @@ class Projection:
         self._token: int | None = None  # the claim token this loop writes under
         self._rechecked_at = 0.0
         self._advanced_at = 0.0
+        self._idle_checked_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; only the holder of the partition's claim applies.
@@ -325,6 +329,10 @@ class Projection:
 
     async def _idle(self, checkpoint: Checkpoint) -> None:
         """Report the lag; when the snapshot horizon holds events back too long, say who."""
+        now = time.monotonic()
+        if now - self._idle_checked_at < self.config.idle_check_s:
+            return
+        self._idle_checked_at = now
         pending = await self._retry(lambda: self._reader.pending(checkpoint, self.partition))
         metrics.LAG_EVENTS.labels(self.name).set(pending.events)
         if pending.events == 0:
@@ -333,7 +341,6 @@ class Projection:
             await self.status.report("running", position=checkpoint.position, stalled_by=None,
                                      target=self.sink.target)
             return
-        now = time.monotonic()
         self._held_back_since = self._held_back_since or now
         if now - self._held_back_since < self.config.stall_after_s:
             return
