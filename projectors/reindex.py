@@ -268,6 +268,7 @@ class Rebuild:
                                    new_index, options=self.options, partition=part)
             sink.name = f"reindex:{new_index}"
             sink.batch_interval_s = 0.0  # chasing the live side: no pause between batches
+            sink.shared_refresh = False  # nor a wait for the scheduled refresh
             sinks.append(sink)
         if job["state"] != "swapping":
             projections = [await self._catch_up(sink, count_events=True) for sink in sinks]

@@ -67,6 +67,9 @@ class SearchIndexSink:
     name = "search"
     # No pause: a live batch already waits for the index's scheduled refresh (see above).
     batch_interval_s = 0.0
+    # False: every batch forces its own refresh (a rebuild chasing the log: no reader shares
+    # its refreshes, and each wait would hold up the swap).
+    shared_refresh = True
 
     def __init__(self, es: AsyncElasticsearch, checkpoints: PostgresCheckpoints,
                  alias: str = "orders", index: str | None = None,
@@ -301,7 +304,8 @@ class SearchIndexSink:
         """`wait_for` the scheduled refresh when the index has one and the batch is small;
         otherwise the bulk forces a refresh of its own (`true`)."""
         scheduled = self.ref is not None and self.ref.refresh_interval not in (None, "-1")
-        return "wait_for" if scheduled and documents < FORCED_REFRESH_DOCS else "true"
+        shared = self.shared_refresh and scheduled and documents < FORCED_REFRESH_DOCS
+        return "wait_for" if shared else "true"
 
 
 def _refreshed(answer: Any, index: str) -> None:
