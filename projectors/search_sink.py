@@ -299,7 +299,6 @@ class SearchIndexSink:
                 raise item_failure(change.logged.position, status, outcome.get("error"))
         return result
 
-
     def _refresh_policy(self, documents: int) -> str:
         """`wait_for` the scheduled refresh when the index has one and the batch is small;
         otherwise the bulk forces a refresh of its own (`true`)."""
