@@ -104,14 +104,24 @@ async def open_bench() -> AsyncIterator[Bench]:
         await bench.reset()
         yield bench
     finally:
-        # also after a failure, Ctrl-C or SIGTERM: each step runs whatever the others did
+        # also after a failure, Ctrl-C or SIGTERM: each step runs whatever the others did,
+        # and a signal that lands mid-cleanup is held until every step has run
+        cancelled = False
         for cleanup in (bench.drop_read_models, pool.close, es.close, redis.aclose,
                         lambda: _admin(base.database_url,
                                        f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")):
+            step = asyncio.ensure_future(cleanup())
+            while not step.done():
+                try:
+                    await asyncio.shield(step)
+                except asyncio.CancelledError:
+                    cancelled = True
             try:
-                await cleanup()
+                step.result()
             except Exception as exc:  # report it and go on cleaning
                 print(f"cleanup: {cleanup!r} failed: {exc}", file=sys.stderr)
+        if cancelled:
+            raise asyncio.CancelledError
 
 
 def free_port() -> int:

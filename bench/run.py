@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import signal
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,10 +65,7 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             return name in only
         return mode != "quick" or name not in FULL_ONLY
 
-    # SIGTERM ends the run as Ctrl-C does: cancelled, so open_bench cleans up after it
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    _stop_on(signal.SIGINT, signal.SIGTERM)
     async with open_bench() as bench:
         steps: list[tuple[str, Any]] = [
             ("append", lambda: scenarios.append(bench, size["append"])),
@@ -95,6 +93,23 @@ async def run(mode: str, only: set[str] | None) -> dict[str, Any]:
             results.setdefault("step_seconds", {})[name] = round(took, 1)
             print(f"   {json.dumps(_without_series(results[name]))} ({took:.0f}s)", flush=True)
     return results
+
+
+_STOPPED: list[int] = []  # the signals that stopped this run
+
+
+def _stop_on(*signals: signal.Signals) -> None:
+    """Each signal cancels the run, so open_bench cleans up after it, and is remembered:
+    the run then exits non-zero even when the signal came after its last step."""
+    main_task = asyncio.current_task()
+    assert main_task is not None
+
+    def stop(sig: signal.Signals) -> None:
+        _STOPPED.append(sig)
+        main_task.cancel()
+
+    for sig in signals:
+        asyncio.get_running_loop().add_signal_handler(sig, stop, sig)
 
 
 def _without_series(value: Any) -> Any:
@@ -366,7 +381,15 @@ def main() -> None:
     args = parser.parse_args()
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     only = set(args.only.split(",")) if args.only else None
-    results = asyncio.run(run(mode, only))
+    try:
+        results = asyncio.run(run(mode, only))
+    except asyncio.CancelledError:
+        if not _STOPPED:
+            raise
+    if _STOPPED:
+        name = signal.Signals(_STOPPED[0]).name
+        print(f"stopped by {name}: nothing written, bench data removed", file=sys.stderr)
+        raise SystemExit(128 + _STOPPED[0])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2))
