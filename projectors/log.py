@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,14 +120,61 @@ class LogReader(LogPositions):
         return dict(row) if row else None
 
 
+@dataclass(frozen=True)
+class Notice:
+    """What an append's NOTIFY says: the writing transaction and the stream's hash."""
+
+    tx: int
+    hashed: int
+
+
+def parse_notice(payload: str) -> Notice | None:
+    """`position:transaction_id:stream_hash`, as `app.write.store` sends it; None for any
+    other payload (a bulk import's, an older writer's): a notice that wakes every partition."""
+    parts = payload.split(":")
+    if len(parts) != 3:
+        return None
+    try:
+        return Notice(int(parts[1]), int(parts[2]))
+    except ValueError:
+        return None
+
+
 class Waiter:
-    """One projection's wake-up flag, set by every NOTIFY on the log channel."""
+    """One partition's wake-up flag, set by the log's notices.
 
-    def __init__(self) -> None:
+    A notice of the partition's own event sets it at once. Another partition's notice sets
+    it only while an event of its own it was told of is not read yet (held back by an older
+    transaction: the one that just committed may be what held it), or when the last wake is
+    `every_s` old (an idle partition still moves its checkpoint to the log's horizon). So a
+    commit wakes one partition, not all of them. A notice it cannot read sets it always.
+    Wakes only decide when to read: a missed one costs latency (the loop also polls), never
+    an event.
+    """
+
+    def __init__(self, partition: Partition | None = None, every_s: float = 0.0) -> None:
         self.flag = asyncio.Event()
+        self.partition = partition or Partition()
+        self.every_s = every_s
+        self._told_tx = 0  # the newest transaction with an event of its own it was told of
+        self._read_tx = 0  # the partition has read every event of its own up to here
+        self._woken_at = 0.0
 
-    async def wait(self, seconds: float) -> None:
-        """Sleep until the log may have grown; `seconds` bounds it (the polling fallback)."""
+    def notify(self, notice: Notice | None) -> None:
+        now = time.monotonic()
+        if notice is not None:
+            if self.partition.holds(notice.hashed):
+                self._told_tx = max(self._told_tx, notice.tx)
+            elif self._told_tx <= self._read_tx and now - self._woken_at < self.every_s:
+                return
+        self._woken_at = now
+        self.flag.set()
+
+    async def wait(self, seconds: float, read_through: Checkpoint | None = None) -> None:
+        """Sleep until the log may have grown; `seconds` bounds it (the polling fallback).
+        `read_through`: every event of the partition's own up to it has been read."""
+        if read_through is not None:
+            self._read_tx = max(self._read_tx, read_through.tx)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flag.wait(), seconds)
         self.flag.clear()
@@ -143,8 +191,8 @@ class LogNotifier:
         self._dsn = dsn
         self._waiters: list[Waiter] = []
 
-    def waiter(self) -> Waiter:
-        waiter = Waiter()
+    def waiter(self, partition: Partition | None = None, every_s: float = 0.0) -> Waiter:
+        waiter = Waiter(partition, every_s)
         self._waiters.append(waiter)
         return waiter
 
@@ -152,7 +200,8 @@ class LogNotifier:
         """Listen until cancelled."""
         await listen_postgres(self._dsn, NOTIFY_CHANNEL, self._on_notify)
 
-    def _on_notify(self, _: str) -> None:
+    def _on_notify(self, payload: str) -> None:
+        notice = parse_notice(payload)
         for waiter in self._waiters:
-            waiter.flag.set()
+            waiter.notify(notice)
 

@@ -169,7 +169,9 @@ class Projection:
                         log.info("%s: rebuilt %s published at %d", self.name,
                                  self.sink.target, checkpoint.position)
                 await self._idle(checkpoint)
-                await self._waiter.wait(self.config.poll_interval_s)
+                # an empty read: every event of this partition up to the mark is applied
+                await self._waiter.wait(self.config.poll_interval_s,
+                                        max(checkpoint, batch.mark or checkpoint))
                 return checkpoint
             self._held_back_since = None
             started = time.perf_counter()

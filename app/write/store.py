@@ -34,10 +34,13 @@ SELECT sku, name, quantity, unit_price FROM order_lines WHERE order_id = $1 ORDE
 INSERT_EVENT = """
 INSERT INTO events (stream_id, version, type, schema_version, data, metadata)
 VALUES ($1, $2, $3, $4, $5, $6) RETURNING position"""
-# The append and the projector's wake-up in one round trip (NOTIFY is sent at commit).
+# The append and the projector's wake-up in one round trip (NOTIFY is sent at commit). The
+# notice names the transaction and the stream's hash, so only the partition holding the
+# stream wakes at once (projectors/log.py, `Waiter`).
 APPEND_AND_NOTIFY = f"""
-WITH appended AS ({INSERT_EVENT.strip()})
-SELECT position, pg_notify($7, position::text) FROM appended"""
+WITH appended AS ({INSERT_EVENT.strip()}, transaction_id, stream_hash)
+SELECT position, pg_notify($7, position::text || ':' || transaction_id::text || ':'
+                               || stream_hash::text) FROM appended"""
 INSERT_ORDER = """
 INSERT INTO orders (order_id, customer_id, customer_name, status, total, item_count, version,
                     placed_at)
