@@ -19,8 +19,10 @@ advisory lock) and published by whichever partition sees every partition near th
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
@@ -47,6 +49,7 @@ from projectors.sinks import (
     SinkUnavailable,
 )
 
+log = logging.getLogger("orders.projector")
 VERIFY_EVERY_S = 1.0
 # Statuses that mean "try again later", not "this document is bad".
 TRANSIENT = {408, 429, 500, 502, 503, 504}
@@ -121,11 +124,25 @@ class SearchIndexSink:
         async with _unavailable():
             ref = await resolve_index(self.es, self.index or self.alias)
         if ref is not None and (self.follows_alias or ref.name == self.index):
+            if self.follows_alias and ref.refresh_interval != self.options.refresh_interval:
+                ref = await self._configure_refresh(ref)
             self.ref, self.index, self._building = ref, ref.name, False
             return
         if not self.follows_alias:
             raise SinkGone(f"index {self.index} does not exist")
         await self.rebuild()
+
+    async def _configure_refresh(self, ref: IndexRef) -> IndexRef:
+        """Give the live index the configured refresh interval: one made before
+        `ORDERS_SEARCH_REFRESH_INTERVAL` changed takes the new value when the projector
+        starts, without a rebuild (the setting, not the index, is the source of truth)."""
+        interval = self.options.refresh_interval
+        async with _unavailable():
+            await self.es.indices.put_settings(
+                index=ref.name, settings={"index": {"refresh_interval": interval}})
+        log.info("search: %s refreshes every %s (was %s)", ref.name, interval,
+                 ref.refresh_interval or "the default")
+        return replace(ref, refresh_interval=interval)
 
     async def rebuild(self, unpublish: bool = False) -> None:
         """Create a fresh index under a new name; readers see it once it is published."""

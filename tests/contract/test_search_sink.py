@@ -102,6 +102,23 @@ class TestSearchIndexSink(SinkContract):
         assert time.monotonic() - started < 30  # not the scheduled refresh, a minute away
         assert await sink.checkpoint() == end(changes)
 
+    async def test_the_live_index_takes_the_configured_refresh_interval_at_start(
+            self, harness: SearchHarness) -> None:
+        """An index made under another `ORDERS_SEARCH_REFRESH_INTERVAL` is given the
+        configured one when a projector starts on it, and stays the live index."""
+        es = harness.es
+        sink = await fresh(harness)
+        await sink.publish()
+        await es.indices.put_settings(index=sink.target, settings={"refresh_interval": "7s"})
+        restarted = harness.make()
+        configured = restarted.options.refresh_interval
+        assert configured != "7s"
+        await restarted.prepare()
+        found = await es.indices.get_settings(index=sink.target, name="index.refresh_interval")
+        assert found[sink.target]["settings"]["index"]["refresh_interval"] == configured
+        assert restarted.target == sink.target and not restarted.building
+        assert restarted.ref is not None and restarted.ref.refresh_interval == configured
+
 
 async def _searchable_now(es: AsyncElasticsearch, alias: str) -> set[str]:
     """The order ids a reader is answered with right now (no refresh asked for)."""
