@@ -66,7 +66,8 @@ class ProjectionConfig:
     # A caught-up partition moves its checkpoint to the log's horizon at most this often.
     advance_every_s: float = 0.5
     # A caught-up partition counts its pending events (lag metrics, stall detection) at most
-    # this often: every commit wakes every partition, and most find nothing of their own.
+    # this often: it also wakes to follow the horizon and for held-back events of its own,
+    # and most of those wakes find nothing.
     idle_check_s: float = 1.0
 
 
