@@ -8,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+import orjson
+
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None)
 
@@ -26,7 +28,10 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        try:  # one line per request in the access log: orjson writes it in a fifth of the time
+            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # what orjson refuses (a lone surrogate, a huge int) json writes
+            return json.dumps(entry, default=str)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

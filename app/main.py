@@ -15,7 +15,7 @@ from app.kernel.bootstrap import connect
 from app.kernel.settings import Role, Settings, load_settings
 from app.middleware import BodyLimit, CorrelationId
 from app.read import router as read_router
-from app.read.fast import DashboardFastPath
+from app.read.fast import ReadFastPath
 from app.read.wiring import ReadSide
 from app.write import router as write_router
 from app.write.store import OrderStore
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, role: Role | None = None) -> Fa
     app.include_router(health.router)
     app.include_router(admin.router)
     if chosen in ("all", "read"):
-        app.add_middleware(DashboardFastPath)  # innermost: inside the body guard and the log
+        app.add_middleware(ReadFastPath)  # innermost: inside the body guard and the log
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes if settings else 1 << 20)
     app.add_middleware(CorrelationId)
     return app

@@ -16,8 +16,10 @@ from typing import Any, Literal, cast
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
+import orjson
 import redis.exceptions
 from elasticsearch import AsyncElasticsearch, AuthenticationException
+from elasticsearch.serializer import NdjsonSerializer, OrjsonSerializer, Serializer
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
@@ -99,9 +101,28 @@ def open_elasticsearch(settings: Settings, kind: Kind) -> AsyncElasticsearch:
     timeout = profile(settings, kind).search_timeout
     cred = credential(settings, kind, "elasticsearch")
     if cred is None:
-        return AsyncElasticsearch(settings.elasticsearch_hosts, request_timeout=timeout)
+        return AsyncElasticsearch(settings.elasticsearch_hosts, request_timeout=timeout,
+                                  serializers=JSON_SERIALIZERS)
     return AsyncElasticsearch([without_userinfo(host) for host in settings.elasticsearch_hosts],
-                              basic_auth=(cred.user, cred.password), request_timeout=timeout)
+                              basic_auth=(cred.user, cred.password), request_timeout=timeout,
+                              serializers=JSON_SERIALIZERS)
+
+
+class _OrjsonNdjson(NdjsonSerializer):
+    """Bulk and multi-search bodies, a JSON text per line, written and read by orjson."""
+
+    def json_dumps(self, data: Any) -> bytes:
+        return orjson.dumps(data, default=self.default)
+
+    def json_loads(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
+# JSON in and out of Elasticsearch through orjson: with the standard library's codec it was
+# about a sixth of the read API's CPU per search. The client uses these for its
+# compatibility-mode media types too.
+JSON_SERIALIZERS: dict[str, Serializer] = {"application/json": OrjsonSerializer(),
+                                           "application/x-ndjson": _OrjsonNdjson()}
 
 
 def open_redis(settings: Settings, kind: Kind) -> Redis:

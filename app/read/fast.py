@@ -1,28 +1,48 @@
-"""`GET /dashboard` and `GET /dashboard/stream` without the framework: the request shapes
-live boards repeat, or hold open by the thousand.
+"""The read requests a busy site repeats by the thousand, answered without the framework.
 
-A board polls the dashboard with no position to wait for; its answer is the shared rendered
-body of `DashboardCache`, so routing, parameter validation and dependency resolution are
-most of that request's cost. This ASGI layer answers exactly that shape itself: `GET
-/dashboard`, no query or only `days=N` (0..366), no `X-Min-Position`/`X-Min-Version`, and a
-caller the read scope admits. Anything else, and any failure before the answer starts,
-goes on to the FastAPI route, which owns validation, errors and every other case, so both
-paths give the same bytes and headers (tests/read/test_dashboard_fast_path.py).
+Routing, parameter validation and dependency resolution cost more than the work of these
+requests, so this ASGI layer answers their common shapes itself, for a caller the read scope
+admits, with no `X-Min-Position`/`X-Min-Version` to wait for:
 
-A stream (any query, which the route ignores too) is answered here whenever the caller is
-admitted: its frames come from the process's `DashboardStreams`, as the route's do; only
-the per-message layers of the framework are skipped, which matters at 20,000 clients.
+- `GET /dashboard` with no query or only `days=N` (0..366): the shared rendered body of
+  `DashboardCache`;
+- `GET /search/orders` whose parameters are only `q`, `status`, `sort`, `size`, `cursor` and
+  `customer_id`, each within the route's bounds and given once (`status` may repeat): the
+  search box as people type, run as the route runs it;
+- `GET /dashboard/stream` (any query, which the route ignores too): frames from the
+  process's `DashboardStreams`, as the route's; only the per-message layers of the
+  framework are skipped, which matters at 20,000 clients.
+
+Anything else, and any failure before the answer starts (a refused key, a store down, a
+swapped index), goes on to the FastAPI route, which owns validation, errors and every other
+case, so both paths give the same bytes and headers (tests/read/test_dashboard_fast_path.py,
+tests/read/test_search_fast_path.py). A search that fails is therefore tried twice: once
+here, then by the route that renders its error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
+import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.domain.order import STATUSES
 from app.middleware import first_values
+from app.read.search import (
+    DEFAULT_SIZE,
+    MAX_CURSOR,
+    MAX_CUSTOMER_ID,
+    MAX_SIZE,
+    MAX_TEXT,
+    SORTS,
+    BadCursor,
+    SearchQuery,
+    decode_cursor,
+)
 
 if TYPE_CHECKING:
     from app.auth import Authenticator
@@ -30,12 +50,17 @@ if TYPE_CHECKING:
 
 PATH = "/dashboard"
 STREAM_PATH = "/dashboard/stream"
+SEARCH_PATH = "/search/orders"
+FAST_PATHS = (PATH, STREAM_PATH, SEARCH_PATH)
 # What the route's StreamingResponse sends (Starlette adds the charset to text types).
 STREAM_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
                   (b"content-type", b"text/event-stream; charset=utf-8")]
 DEFAULT_DAYS = 30
 MAX_DAYS = 366  # the route's own bound (Query(le=366))
 POSITIONED = (b"x-min-position", b"x-min-version")
+# The bounds of the search route's parameters that the fast path answers (app/read/router.py)
+SEARCH_BOUNDS = {"q": MAX_TEXT, "sort": max(map(len, SORTS)), "size": len(str(MAX_SIZE)),
+                 "cursor": MAX_CURSOR, "customer_id": MAX_CUSTOMER_ID}
 
 
 def _days(query: bytes) -> int | None:
@@ -49,27 +74,71 @@ def _days(query: bytes) -> int | None:
     return days if days <= MAX_DAYS else None
 
 
-class DashboardFastPath:
-    """Answers the plain dashboard read from the shared cache; passes everything else on."""
+def search_query(query: bytes) -> SearchQuery | None:
+    """The search of a plain search-box query string; None when the route must decide.
+
+    Parsed as the framework parses it (Latin-1 bytes, then percent-decoded UTF-8); a name
+    the route does not read, or a single-valued name given twice, goes to the route too.
+    """
+    single: dict[str, str] = {}
+    status: list[str] = []
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name == "status":
+            if value not in STATUSES:
+                return None
+            status.append(value)
+        elif name in single or len(value) > SEARCH_BOUNDS.get(name, -1):
+            return None
+        else:
+            single[name] = value
+    sort = single.get("sort", "relevance")
+    size = single.get("size", str(DEFAULT_SIZE))
+    if sort not in SORTS or not (size.isascii() and size.isdigit()) or \
+            not 1 <= int(size) <= MAX_SIZE:
+        return None
+    cursor = single.get("cursor")
+    if cursor:
+        try:
+            decode_cursor(cursor, sort)
+        except BadCursor:
+            return None
+    return SearchQuery.typed(single.get("q"), status=status,
+                             customer_id=single.get("customer_id"), sort=sort,
+                             size=int(size), cursor=cursor)
+
+
+def _json(content: Any) -> bytes:
+    """The bytes the framework renders for a route's returned dict (`JSONResponse`: compact,
+    UTF-8, no NaN), in a fifth of its time."""
+    return orjson.dumps(content)
+
+
+class ReadFastPath:
+    """Answers the plain dashboard read, the plain search and the stream; passes everything
+    else on."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or \
-                scope["path"] not in (PATH, STREAM_PATH):
+        path = scope["path"] if scope["type"] == "http" else None
+        if path not in FAST_PATHS or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
         state = scope["app"].state if "app" in scope else None
         read: ReadSide | None = getattr(state, "read", None)
         auth: Authenticator | None = getattr(state, "auth", None)
         headers = first_values(scope["headers"])
-        if scope["path"] == STREAM_PATH:
-            days: int | None = DEFAULT_DAYS
-        else:
-            days = _days(scope.get("query_string", b""))
-            if any(h in headers for h in POSITIONED):
-                days = None
+        query = scope.get("query_string", b"")
+        days: int | None = DEFAULT_DAYS
+        search: SearchQuery | None = None
+        if path == PATH:
+            days = _days(query)
+        elif path == SEARCH_PATH:
+            search = search_query(query)
+            days = None if search is None else DEFAULT_DAYS
+        if path != STREAM_PATH and any(h in headers for h in POSITIONED):
+            days = None
         if read is None or auth is None or days is None:
             await self.app(scope, receive, send)
             return
@@ -77,17 +146,23 @@ class DashboardFastPath:
         try:
             actor = auth.check(authorization.decode("latin-1") if authorization else None,
                                "read")
-            if scope["path"] != STREAM_PATH:
+            if search is not None:
+                # no position asked: a recent checkpoint, as the route (router._search_on)
+                target = await read.search_checkpoint.recent()
+                body = _json(await read.search.search(search, target.index))
+                position = target.checkpoint.position
+            elif path == PATH:
                 body, frontier = await read.dashboard_cache.read(days)
+                position = frontier.position
         except Exception:  # refused, not built, a store down...: the route answers it
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})["actor"] = actor  # for the access log, as the route
-        if scope["path"] == STREAM_PATH:
+        if path == STREAM_PATH:
             await _stream(read, receive, send)
             return
         await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"x-projection-position", str(frontier.position).encode()),
+            (b"x-projection-position", str(position).encode()),
             (b"content-length", str(len(body)).encode()),
             (b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})

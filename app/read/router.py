@@ -27,7 +27,16 @@ from app.kernel.positions import Frontier
 from app.openapi import errors
 from app.read.consistency import MAX_WAIT_MS, ProjectionBehind, wait_until_applied
 from app.read.positioned import PositionedRoute
-from app.read.search import SearchQuery, Sort, decode_cursor
+from app.read.search import (
+    DEFAULT_SIZE,
+    MAX_CURSOR,
+    MAX_CUSTOMER_ID,
+    MAX_SIZE,
+    MAX_TEXT,
+    SearchQuery,
+    Sort,
+    decode_cursor,
+)
 from app.read.wiring import ReadSide, SearchTarget
 
 # Every read: the API-key check (mounted in app.main), validation, and 503 when a store is
@@ -157,14 +166,14 @@ async def _dashboard_checked(read: ReadSide, response: Response, position: str |
 @router.get("/search/orders")
 async def search_orders(
     read: ReadDep, response: Response,
-    q: Annotated[str | None, Query(max_length=500)] = None,
+    q: Annotated[str | None, Query(max_length=MAX_TEXT)] = None,
     status: Annotated[list[StatusText] | None, Query()] = None,
-    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    customer_id: Annotated[str | None, Query(max_length=MAX_CUSTOMER_ID)] = None,
     placed_from: DateTime = None, placed_to: DateTime = None,
     min_total: Money = None, max_total: Money = None,
     sort: Sort = "relevance",
-    size: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    size: Annotated[int, Query(ge=1, le=MAX_SIZE)] = DEFAULT_SIZE,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
     wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
 ) -> dict[str, Any]:
     """Full-text order search with filters, status facets, highlights and cursor paging.
@@ -173,11 +182,10 @@ async def search_orders(
     """
     if cursor:
         _check_cursor(cursor, sort)
-    # the text as typed: a trailing space says the last word is complete
-    query = SearchQuery(q=q if q and q.strip() else None, status=list(status or []),
-                        customer_id=customer_id, placed_from=placed_from, placed_to=placed_to,
-                        min_total=min_total, max_total=max_total, sort=sort, size=size,
-                        cursor=cursor)
+    query = SearchQuery.typed(q, status=list(status or []), customer_id=customer_id,
+                              placed_from=placed_from, placed_to=placed_to,
+                              min_total=min_total, max_total=max_total, sort=sort, size=size,
+                              cursor=cursor)
     return await _search_on(read, response, x_min_position, x_min_version, wait_ms,
                             lambda index: read.search.search(query, index))
 

@@ -37,6 +37,12 @@ SORTS: dict[str, list[dict[str, str]]] = {
 Sort = Literal["relevance", "placed_at", "-placed_at", "total", "-total"]
 if get_args(Sort) != tuple(SORTS):
     raise ImportError("Sort and SORTS disagree")
+# The request bounds of `GET /search/orders`, for the route and its fast path alike.
+MAX_TEXT = 500
+MAX_CUSTOMER_ID = 64
+MAX_CURSOR = 2000
+MAX_SIZE = 100
+DEFAULT_SIZE = 20
 HIT_FIELDS = ["order_id", "customer_id", "customer_name", "status", "item_count", "total",
               "placed_at"]
 
@@ -55,8 +61,14 @@ class SearchQuery:
     min_total: Decimal | None = None
     max_total: Decimal | None = None
     sort: Sort = "relevance"
-    size: int = 20
+    size: int = DEFAULT_SIZE
     cursor: str | None = None
+
+    @classmethod
+    def typed(cls, q: str | None, **filters: Any) -> SearchQuery:
+        """The query for search-box text as typed: a trailing space says the last word is
+        complete, so the text is kept whole; blank text searches everything."""
+        return cls(q=q if q and q.strip() else None, **filters)
 
 
 def encode_cursor(sort: str, values: list[Any]) -> str:

@@ -104,3 +104,12 @@ async def reader(read_settings: Settings, seeded: Seeded) -> AsyncIterator[httpx
 
 def ids_of(body: dict[str, Any]) -> list[str]:
     return [hit["order_id"] for hit in body["hits"]]
+
+
+def same_answer(fast: httpx.Response, routed: httpx.Response) -> None:
+    """A fast path's answer is the route's: status, bytes and headers (but the request's own
+    id and date)."""
+    assert (fast.status_code, fast.content) == (routed.status_code, routed.content)
+    skip = {"x-request-id", "date"}
+    assert ({k: v for k, v in fast.headers.items() if k not in skip}
+            == {k: v for k, v in routed.headers.items() if k not in skip})
