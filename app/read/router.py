@@ -31,8 +31,10 @@ from app.read.search import (
     DEFAULT_SIZE,
     MAX_CURSOR,
     MAX_CUSTOMER_ID,
+    MAX_PREFIX,
     MAX_SIZE,
     MAX_TEXT,
+    SUGGESTIONS,
     SearchQuery,
     Sort,
     decode_cursor,
@@ -198,13 +200,13 @@ def _check_cursor(cursor: str, sort: str) -> None:
 @router.get("/search/suggest")
 async def suggest(
     read: ReadDep, response: Response,
-    prefix: Annotated[str, Query(min_length=1, max_length=100)],
+    prefix: Annotated[str, Query(min_length=1, max_length=MAX_PREFIX)],
     wait_ms: WaitMs = 0, x_min_position: MinPosition = None, x_min_version: MinVersion = None,
 ) -> dict[str, Any]:
     """As-you-type suggestions: customer names, item names and SKUs starting with `prefix`."""
     suggestions = await _search_on(
         read, response, x_min_position, x_min_version, wait_ms,
-        lambda index: read.search.suggest(prefix.strip() or prefix, 10, index))
+        lambda index: read.search.suggest(prefix, SUGGESTIONS, index))
     return {"suggestions": suggestions}
 
 

@@ -43,6 +43,9 @@ MAX_CUSTOMER_ID = 64
 MAX_CURSOR = 2000
 MAX_SIZE = 100
 DEFAULT_SIZE = 20
+# `GET /search/suggest`: the prefix's bound, and how many suggestions an answer has.
+MAX_PREFIX = 100
+SUGGESTIONS = 10
 HIT_FIELDS = ["order_id", "customer_id", "customer_name", "status", "item_count", "total",
               "placed_at"]
 
@@ -236,11 +239,12 @@ class SearchReader:
                         for item in response.body["responses"])
         return search_result(query, counts, page)
 
-    async def suggest(self, prefix: str, size: int = 10,
+    async def suggest(self, prefix: str, size: int = SUGGESTIONS,
                       index: str | None = None) -> list[dict[str, str]]:
+        """Completions of `prefix` as typed, surrounding blanks aside (all blank: as is)."""
         with unavailable_on_failure("elasticsearch"):
             response = await self._es.search(index=index or self._alias,
-                                             **build_suggest(prefix, size))
+                                             **build_suggest(prefix.strip() or prefix, size))
         return suggest_result(response.body, size)
 
     async def customer_orders(self, customer_id: str, index: str | None = None,

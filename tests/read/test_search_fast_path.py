@@ -1,5 +1,5 @@
-"""The plain search skips the framework (app/read/fast.py); it must answer exactly what the
-FastAPI route answers, and leave every other request shape to the route."""
+"""The plain search and suggestions skip the framework (app/read/fast.py); they must answer
+exactly what the FastAPI routes answer, and leave every other request shape to the routes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.kernel.settings import Settings
 from app.main import create_app
-from app.read.fast import ReadFastPath, search_query
+from app.read.fast import ReadFastPath, search_query, suggest_prefix
 from app.read.search import SearchQuery, encode_cursor
 from tests.read.conftest import PAGED, Seeded, same_answer
 
@@ -35,6 +35,12 @@ TO_THE_ROUTE: list[dict[str, Any]] = [
     {"cursor": encode_cursor("total", [1, "a"]), "sort": "-total"},
 ]
 
+SUGGEST_PLAIN = ["Milk", "ali", " ali ", "   ", "SKU-3", "é", "x" * 100]
+SUGGEST_TO_THE_ROUTE: list[dict[str, Any]] = [
+    {}, {"prefix": ""}, {"prefix": "x" * 101}, {"prefix": ["a", "b"]},
+    {"prefix": "a", "wait_ms": "0"}, {"prefix": "a", "other": "1"},
+]
+
 
 def _query(params: dict[str, Any]) -> bytes:
     return urlencode(params, doseq=True).encode()
@@ -55,6 +61,27 @@ def test_the_plain_shapes_are_parsed_as_the_route_reads_them() -> None:
 @pytest.mark.parametrize("params", TO_THE_ROUTE)
 def test_every_other_shape_is_left_to_the_route(params: dict[str, Any]) -> None:
     assert search_query(_query(params)) is None
+
+
+def test_a_suggestions_query_is_its_prefix_alone() -> None:
+    for prefix in SUGGEST_PLAIN:
+        assert suggest_prefix(_query({"prefix": prefix})) == prefix
+    for params in SUGGEST_TO_THE_ROUTE:
+        assert suggest_prefix(_query(params)) is None, params
+
+
+async def test_plain_suggestions_answer_the_routes_bytes_and_headers(
+        reader: httpx.AsyncClient, seeded: Seeded) -> None:
+    for prefix in SUGGEST_PLAIN:
+        fast = await reader.get("/search/suggest", params={"prefix": prefix})
+        assert fast.status_code == 200, (prefix, fast.text)
+        same_answer(fast, await reader.get("/search/suggest",
+                                           params={"prefix": prefix, **ROUTE_ONLY}))
+    milk = await reader.get("/search/suggest", params={"prefix": "Milk"})
+    assert {"text": "Milk frother", "kind": "item"} in milk.json()["suggestions"]
+    for params in SUGGEST_TO_THE_ROUTE:
+        answer = await reader.get("/search/suggest", params=params)
+        assert answer.status_code in (200, 422), (params, answer.text)
 
 
 async def test_plain_searches_answer_the_routes_bytes_and_headers(
@@ -86,7 +113,7 @@ async def test_the_route_still_refuses_what_the_fast_path_leaves_to_it(
         assert "x-projection-position" in answer.headers
 
 
-async def test_plain_searches_never_reach_the_route_and_the_rest_always_do(
+async def test_plain_searches_and_suggestions_never_reach_the_routes_and_the_rest_always_do(
         read_settings: Settings, seeded: Seeded) -> None:
     app = create_app(read_settings, role="read")
     routed: list[bytes] = []
@@ -96,7 +123,8 @@ async def test_plain_searches_never_reach_the_route_and_the_rest_always_do(
         await send({"type": "http.response.start", "status": 599, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    async def status_of(query: bytes, *headers: tuple[bytes, bytes]) -> int:
+    async def status_of(query: bytes, *headers: tuple[bytes, bytes],
+                        path: str = "/search/orders") -> int:
         sent: list[Message] = []
 
         async def send(message: Message) -> None:
@@ -105,7 +133,7 @@ async def test_plain_searches_never_reach_the_route_and_the_rest_always_do(
         async def receive() -> Message:
             return {"type": "http.request", "body": b""}
 
-        scope = {"type": "http", "method": "GET", "path": "/search/orders", "app": app,
+        scope = {"type": "http", "method": "GET", "path": path, "app": app,
                  "query_string": query, "headers": list(headers)}
         await ReadFastPath(route)(scope, receive, send)
         return int(sent[0]["status"])
@@ -119,6 +147,14 @@ async def test_plain_searches_never_reach_the_route_and_the_rest_always_do(
         assert await status_of(b"q=mug", (b"x-min-position", b"1")) == 599
         assert await status_of(b"q=mug", (b"x-min-version", b"1")) == 599
         assert len(routed) == len(TO_THE_ROUTE) + 2
+        for prefix in SUGGEST_PLAIN:
+            assert await status_of(_query({"prefix": prefix}), path="/search/suggest") == 200
+        assert len(routed) == len(TO_THE_ROUTE) + 2
+        for params in SUGGEST_TO_THE_ROUTE:
+            assert await status_of(_query(params), path="/search/suggest") == 599, params
+        assert await status_of(b"prefix=a", (b"x-min-position", b"1"),
+                               path="/search/suggest") == 599
+        assert len(routed) == len(TO_THE_ROUTE) + 3 + len(SUGGEST_TO_THE_ROUTE)
 
 
 async def test_api_keys_hold_on_the_plain_search(read_settings: Settings,
