@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -79,14 +80,26 @@ def encode_cursor(sort: str, values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a sort value")
+
+
+def _sort_value(value: Any) -> bool:
+    """What a hit's sort values are: text (ids), whole numbers (dates, cents) or a finite
+    score; anything else in a cursor was not made here."""
+    return type(value) in (str, int) or (type(value) is float and math.isfinite(value))
+
+
 def decode_cursor(cursor: str, sort: str) -> list[Any]:
     """The `search_after` values inside an opaque cursor, checked against the sort."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)  # NaN, Infinity: refused
         values = data["a"]
         if data["s"] != sort or not isinstance(values, list) or len(values) != 2:
             raise BadCursor("the cursor belongs to another sort order")
+        if not all(map(_sort_value, values)):
+            raise ValueError("not a sort value")
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError,
             RecursionError):
         raise BadCursor("the cursor is not valid") from None
