@@ -123,8 +123,9 @@ def suggest_prefix(query: bytes) -> str | None:
 
 
 def _json(content: Any) -> bytes:
-    """The bytes the framework renders for a route's returned dict (`JSONResponse`: compact,
-    UTF-8, no NaN), in a fifth of its time."""
+    """The bytes the framework renders for a route's returned dict (`JSONResponse`: compact
+    UTF-8), in a fifth of its time; these answers hold no NaN, which orjson would write as
+    null where the framework would fail."""
     return orjson.dumps(content)
 
 

@@ -32,10 +32,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 mkdir -p "$state/docker"
+pidfile=/var/run/orders-dockerd.pid
+# An engine that died leaves its pid file, and dockerd refuses to start while that pid runs,
+# even when the pid now belongs to another process: drop a pid file that names no dockerd.
+if [ -f "$pidfile" ] && [ "$(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null)" != dockerd ]; then
+  echo "removing $pidfile: the engine it names is gone"
+  rm -f "$pidfile"
+fi
 echo "starting dockerd (data root $state/docker, log $log) ..."
 # setsid: the engine outlives this make step, like the native services do. --ip: a port
 # published without an address (testcontainers does that) binds 127.0.0.1 only.
-setsid dockerd --data-root "$state/docker" --pidfile /var/run/orders-dockerd.pid --ip 127.0.0.1 \
+setsid dockerd --data-root "$state/docker" --pidfile "$pidfile" --ip 127.0.0.1 \
   >>"$log" 2>&1 </dev/null &
 for _ in $(seq 1 60); do
   if answers; then
