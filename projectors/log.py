@@ -144,12 +144,13 @@ class Waiter:
     """One partition's wake-up flag, set by the log's notices.
 
     A notice of the partition's own event sets it at once. Another partition's notice sets
-    it only while an event of its own it was told of is not read yet (held back by an older
-    transaction: the one that just committed may be what held it), or when the last wake is
-    `every_s` old (an idle partition still moves its checkpoint to the log's horizon). So a
-    commit wakes one partition, not all of them. A notice it cannot read sets it always.
-    Wakes only decide when to read: a missed one costs latency (the loop also polls), never
-    an event.
+    it while an event of its own it was told of is not read yet (held back by an older
+    transaction: the one that just committed may be what held it); otherwise it sets it
+    at once when the last wake is `every_s` old, or else when it will be (a timer), so an
+    idle partition moves its checkpoint to the log's horizon within `every_s` of any commit,
+    at most once per `every_s`. So a commit wakes one partition at once, not all of them. A
+    notice it cannot read sets it always. Wakes only decide when to read: a missed one costs
+    latency (the loop also polls), never an event.
     """
 
     def __init__(self, partition: Partition | None = None, every_s: float = 0.0) -> None:
@@ -159,6 +160,7 @@ class Waiter:
         self._told_tx = 0  # the newest transaction with an event of its own it was told of
         self._read_tx = 0  # the partition has read every event of its own up to here
         self._woken_at = 0.0
+        self._later: asyncio.TimerHandle | None = None  # a deferred wake, when one is due
 
     def notify(self, notice: Notice | None) -> None:
         now = time.monotonic()
@@ -166,8 +168,18 @@ class Waiter:
             if self.partition.holds(notice.hashed):
                 self._told_tx = max(self._told_tx, notice.tx)
             elif self._told_tx <= self._read_tx and now - self._woken_at < self.every_s:
+                # deferred, not dropped: a dropped wake left the watermark behind for a poll
+                if self._later is None:
+                    self._later = asyncio.get_running_loop().call_later(
+                        self._woken_at + self.every_s - now, self._wake)
                 return
-        self._woken_at = now
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+        self._woken_at = time.monotonic()
         self.flag.set()
 
     async def wait(self, seconds: float, read_through: Checkpoint | None = None) -> None:

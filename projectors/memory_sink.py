@@ -66,6 +66,7 @@ class InMemorySink:
 
     name = "memory"
     batch_interval_s = 0.0
+    horizon_every_s = 0.0
 
     def __init__(self, store: MemoryStore | None = None, name: str = "memory") -> None:
         self.store = store or MemoryStore()

@@ -63,8 +63,9 @@ class ProjectionConfig:
     # Claims: a lease not renewed for lease_s is free for others; renewed every heartbeat_s.
     lease_s: float = 3.0
     heartbeat_s: float = 1.0
-    # A caught-up partition moves its checkpoint to the log's horizon at most this often.
-    advance_every_s: float = 0.5
+    # A caught-up partition moves its checkpoint to the log's horizon at most this often
+    # (None: as often as its sink's `horizon_every_s`).
+    advance_every_s: float | None = None
     # A caught-up partition counts its pending events (lag metrics, stall detection) at most
     # this often: it also wakes to follow the horizon and for held-back events of its own,
     # and most of those wakes find nothing.
@@ -107,6 +108,10 @@ class Projection:
         self._token: int | None = None  # the claim token this loop writes under
         self._rechecked_at = 0.0
         self._advanced_at = 0.0
+        self.advance_every_s: float = sink.horizon_every_s \
+            if self.config.advance_every_s is None else self.config.advance_every_s
+        waiter.every_s = self.advance_every_s  # its wakes for other partitions' commits
+        self._advance_due: float | None = None  # seconds until a deferred advance may run
         self._idle_checked_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -171,7 +176,8 @@ class Projection:
                                  self.sink.target, checkpoint.position)
                 await self._idle(checkpoint)
                 # an empty read: every event of this partition up to the mark is applied
-                await self._waiter.wait(self.config.poll_interval_s,
+                await self._waiter.wait(min(self.config.poll_interval_s,
+                                            self._advance_due or self.config.poll_interval_s),
                                         max(checkpoint, batch.mark or checkpoint))
                 return checkpoint
             self._held_back_since = None
@@ -271,10 +277,15 @@ class Projection:
     async def _advance(self, checkpoint: Checkpoint, mark: Checkpoint | None) -> Checkpoint:
         """Caught up: move the checkpoint to the log's horizon mark (no event of this
         partition lies between), at most every `advance_every_s`, so the watermark of all
-        partitions follows the log instead of waiting on idle ones."""
+        partitions follows the log instead of waiting on idle ones. One held back by that
+        limit is due when it ends (`_advance_due`), not at the next poll."""
+        self._advance_due = None
+        if mark is None or mark <= checkpoint:
+            return checkpoint
         now = time.monotonic()
-        if mark is None or mark <= checkpoint or now - self._advanced_at < \
-                self.config.advance_every_s:
+        wait = self.advance_every_s - (now - self._advanced_at)
+        if wait > 0:
+            self._advance_due = wait
             return checkpoint
         self._advanced_at = now
         await self._apply([], checkpoint, mark)

@@ -70,6 +70,7 @@ class SearchIndexSink:
     name = "search"
     # No pause: a live batch already waits for the index's scheduled refresh (see above).
     batch_interval_s = 0.0
+    horizon_every_s = 0.5  # a PostgreSQL commit per move; search is fresh within a second
     # False: every batch forces its own refresh (a rebuild chasing the log: no reader shares
     # its refreshes, and each wait would hold up the swap).
     shared_refresh = True

@@ -75,6 +75,10 @@ class Sink(Protocol):
     # While caught up, the least time between two batches: lets a costly per-batch step
     # (an index refresh) serve more events, for at most this much added latency.
     batch_interval_s: float
+    # While caught up, how often at most the checkpoint follows the log's horizon past other
+    # partitions' events: each move is a store write and a change notice to readers, and
+    # the watermark every reader sees waits for the slowest partition to move.
+    horizon_every_s: float
 
     # The log identity checkpoints are bound to (set by the projection before it reads one).
     log_identity: str

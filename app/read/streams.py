@@ -3,14 +3,19 @@
 Every `/dashboard/stream` client of a process follows one `DashboardStreams`. On each change
 notice it reads the dashboard once (through the shared `DashboardCache`), renders the
 Server-Sent Events frame once, and wakes every client with one event; each client then only
-writes those same bytes. Clients are latest-wins: a client still writing an older frame
-skips straight to the newest, so a slow reader never holds the others back. With no change
-for `heartbeat_s`, clients get a comment line, so proxies keep the connection open.
+writes those same bytes. A commit brings a burst of notices (the partition that counts it,
+then the others moving their checkpoints past it, which moves the frame's position), so
+a notice first waits `gather_s` for the rest of its burst: one frame per commit, not one per
+partition, each of which would be written to every client. Clients are latest-wins: a
+client still writing an older frame skips straight to the newest, so a slow reader never
+holds the others back. With no change for `heartbeat_s`, clients get a comment line, so
+proxies keep the connection open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator
 
@@ -30,10 +35,11 @@ class DashboardStreams:
     """The frames every stream client of this process sends; see the module docstring."""
 
     def __init__(self, cache: DashboardCache, notices: Broadcast,
-                 heartbeat_s: float = 15.0) -> None:
+                 heartbeat_s: float = 15.0, gather_s: float = 0.03) -> None:
         self._cache = cache
         self._notices = notices
         self.heartbeat_s = heartbeat_s
+        self.gather_s = gather_s
         self.clients = 0
         self.data: bytes | None = None  # the newest dashboard frame (None: not built yet)
         self.data_version = 0  # bumped when `data` changes
@@ -60,6 +66,10 @@ class DashboardStreams:
                     await asyncio.wait_for(notices.get(), self.heartbeat_s)
                 except TimeoutError:
                     self._advance()  # a heartbeat
+                    continue
+                await asyncio.sleep(self.gather_s)  # the rest of the burst (module docstring)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    notices.get_nowait()  # the burst's last notice: this render covers it
 
     async def _render(self) -> None:
         body, frontier = await self._cache.read()

@@ -28,30 +28,55 @@ LISTENING = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_data
              "AND query ILIKE 'LISTEN %'")
 
 
-async def test_a_held_back_event_is_applied_when_the_older_transaction_commits(
-        database_url: str, store: OrderStore, clean_db: asyncpg.Pool[Any]) -> None:
-    notifier = LogNotifier(database_url)
-    memories = [MemoryStore(), MemoryStore()]
-    projections = []
-    for index, memory in enumerate(memories):
-        sink = InMemorySink(memory, name=f"memory{index}")
-        sink.partition = Partition(index, 2)
-        projections.append(Projection(sink, clean_db, notifier.waiter(sink.partition, HOUR),
-                                      NEVER_POLL))
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(notifier.run()),
-             *(asyncio.create_task(p.run(stop)) for p in projections)]
+class TwoPartitions:
+    """Two partitions of a memory sink, each its own loop, woken by one notifier."""
 
-    def counted(partition: int) -> list[int]:
-        live = memories[partition].live()
+    def __init__(self, database_url: str, pool: asyncpg.Pool[Any],
+                 config: ProjectionConfig) -> None:
+        self.notifier = LogNotifier(database_url)
+        self.pool = pool
+        self.memories = [MemoryStore(), MemoryStore()]
+        self.projections = []
+        for index, memory in enumerate(self.memories):
+            sink = InMemorySink(memory, name=f"memory{index}")
+            sink.partition = Partition(index, 2)
+            self.projections.append(Projection(sink, pool, self.notifier.waiter(sink.partition),
+                                               config))
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def counted(self, partition: int) -> list[int]:
+        live = self.memories[partition].live()
         return list(live.counted) if live else []
 
-    try:
+    def checkpoint(self, partition: int) -> int:
+        live = self.memories[partition].live()
+        return live.checkpoint.position if live else 0
+
+    async def __aenter__(self) -> TwoPartitions:
+        self.tasks = [asyncio.create_task(self.notifier.run()),
+                      *(asyncio.create_task(p.run(self.stop)) for p in self.projections)]
+
         async def ready() -> bool:
-            published = all(m.live() is not None for m in memories)
-            return published and await clean_db.fetchval(LISTENING) >= 1
+            published = all(m.live() is not None for m in self.memories)
+            return published and await self.pool.fetchval(LISTENING) >= 1
 
         await eventually(ready, 10, "both partitions published, the notifier listening")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.stop.set()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def test_a_held_back_event_is_applied_when_the_older_transaction_commits(
+        database_url: str, store: OrderStore, clean_db: asyncpg.Pool[Any]) -> None:
+    async with TwoPartitions(database_url, clean_db, NEVER_POLL) as loops:
+        counted = loops.counted
         async with clean_db.acquire() as older:
             holding = older.transaction()
             await holding.start()
@@ -73,10 +98,25 @@ async def test_a_held_back_event_is_applied_when_the_older_transaction_commits(
 
         await eventually(applied, 5, "the held-back event applied")
         assert counted(other) == []
-    finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+
+
+async def test_an_idle_partition_follows_commits_inside_its_window_when_the_window_ends(
+        database_url: str, store: OrderStore, clean_db: asyncpg.Pool[Any]) -> None:
+    """Commits of one partition's streams, closer together than the other's advance window:
+    the idle one still reaches the last of them, on notices alone (no polling)."""
+    window = ProjectionConfig(poll_interval_s=HOUR, advance_every_s=0.3, idle_check_s=HOUR,
+                              recheck_s=HOUR)
+    async with TwoPartitions(database_url, clean_db, window) as loops:
+        rng = random.Random(4)
+        placed: list[list[int]] = [[], []]
+        while len(placed[0]) < 3:  # until three orders of partition 0, each right after the last
+            order = await handlers.place_order(store, random_order(rng, 1), ctx())
+            placed[stream_hash(UUID(order.body["order_id"])) & 1].append(
+                int(order.body["position"]))
+        last = await clean_db.fetchval("SELECT max(position) FROM events")
+
+        async def followed() -> bool:
+            return loops.checkpoint(1) >= last
+
+        await eventually(followed, 3, "the idle partition moved to the last commit")
+        assert [sorted(loops.counted(0)), sorted(loops.counted(1))] == placed

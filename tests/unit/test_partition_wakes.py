@@ -3,6 +3,8 @@ rules alone. tests/contract/test_partition_wakes.py runs them on PostgreSQL's no
 
 from __future__ import annotations
 
+import asyncio
+
 from app.kernel.partitions import Partition
 from app.kernel.positions import Checkpoint
 from projectors.log import Notice, Waiter, parse_notice
@@ -61,3 +63,16 @@ async def test_an_idle_partition_still_wakes_every_so_often_to_follow_the_horizo
     assert woken(waiter), "the first notice after start"
     waiter.notify(Notice(tx=32, hashed=MINE))
     assert not woken(waiter)
+
+
+async def test_a_notice_inside_the_window_wakes_the_idle_partition_when_it_ends() -> None:
+    waiter = Waiter(Partition(1, 2), every_s=0.05)
+    waiter.notify(Notice(tx=40, hashed=MINE))
+    assert woken(waiter), "the first notice after start"
+    waiter.notify(Notice(tx=41, hashed=MINE))
+    waiter.notify(Notice(tx=42, hashed=MINE))
+    assert not woken(waiter), "inside the window: deferred"
+    await asyncio.sleep(0.15)
+    assert woken(waiter), "deferred, not dropped: the window ended and it woke"
+    await asyncio.sleep(0.15)
+    assert not woken(waiter), "the notices inside one window make one wake"
