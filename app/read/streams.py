@@ -35,7 +35,7 @@ class DashboardStreams:
     """The frames every stream client of this process sends; see the module docstring."""
 
     def __init__(self, cache: DashboardCache, notices: Broadcast,
-                 heartbeat_s: float = 15.0, gather_s: float = 0.03) -> None:
+                 heartbeat_s: float = 15.0, gather_s: float = 0.015) -> None:
         self._cache = cache
         self._notices = notices
         self.heartbeat_s = heartbeat_s
