@@ -83,8 +83,7 @@ async def place_order(store: OrderRepository, cmd: PlaceOrder, ctx: CommandConte
 
     async def decide(tx: OrderTransaction) -> StoredResponse:
         event = order.place(cmd, new_id, ctx.now())
-        position = await tx.append(event, 1, ctx.metadata())
-        await tx.apply(event, 1)
+        position = await tx.place(event, ctx.metadata())
         return StoredResponse(201, {
             "order_id": str(new_id), "status": "placed", "version": 1, "position": position,
             "total": str(event.total), "item_count": len(event.items)})

@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from app.domain import errors
-from app.domain.events import Event
+from app.domain.events import Event, OrderPlaced
 from app.domain.order import Order, evolve
 from app.write.ports import IdempotencyRace, StoredResponse
 
@@ -64,6 +64,11 @@ class MemoryTransaction:
         position = len(self.state.events) + 1
         self.state.events.append(RecordedEvent(position, event.order_id, version, event,
                                                dict(metadata)))
+        return position
+
+    async def place(self, event: OrderPlaced, metadata: dict[str, Any]) -> int:
+        position = await self.append(event, 1, metadata)
+        await self.apply(event, 1)
         return position
 
     async def apply(self, event: Event, version: int) -> None:

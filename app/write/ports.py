@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from app.domain.events import Event
+from app.domain.events import Event, OrderPlaced
 from app.domain.order import Order
 
 
@@ -37,6 +37,9 @@ class OrderTransaction(Protocol):
     async def append(self, event: Event, version: int, metadata: dict[str, Any]) -> int:
         """Append `event` to its stream at `version` (`VersionConflict` if taken); return
         its global position."""
+
+    async def place(self, event: OrderPlaced, metadata: dict[str, Any]) -> int:
+        """`append` and `apply` of a new order's first event (version 1), at once."""
 
     async def apply(self, event: Event, version: int) -> None:
         """Bring the write model in line with the event just appended."""

@@ -41,6 +41,22 @@ APPEND_AND_NOTIFY = f"""
 WITH appended AS ({INSERT_EVENT.strip()}, transaction_id, stream_hash)
 SELECT position, pg_notify($7, position::text || ':' || transaction_id::text || ':'
                                || stream_hash::text) FROM appended"""
+# A new order in one round trip instead of three: its first event with the projector's
+# wake-up, its `orders` row and its lines. The lines' foreign key is checked when the whole
+# statement ends (an after trigger), when the row is there.
+PLACE_AND_NOTIFY = f"""
+WITH appended AS ({INSERT_EVENT.strip()}, transaction_id, stream_hash),
+placed AS (
+  INSERT INTO orders (order_id, customer_id, customer_name, status, total, item_count, version,
+                      placed_at)
+  VALUES ($1, $8, $9, 'placed', $10, $11, 1, $12)),
+lines AS (
+  INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price)
+  SELECT $1, line.line_no, line.sku, line.name, line.quantity, line.unit_price
+  FROM unnest($13::text[], $14::text[], $15::integer[], $16::numeric[]) WITH ORDINALITY
+       AS line (sku, name, quantity, unit_price, line_no))
+SELECT position, pg_notify($7, position::text || ':' || transaction_id::text || ':'
+                               || stream_hash::text) FROM appended"""
 INSERT_ORDER = """
 INSERT INTO orders (order_id, customer_id, customer_name, status, total, item_count, version,
                     placed_at)
@@ -136,6 +152,22 @@ class WriteTx:
             raise errors.VersionConflict(
                 f"order {event.order_id} changed concurrently; reload and retry",
                 {"order_id": str(event.order_id), "version": version}) from None
+        return position
+
+    async def place(self, event: OrderPlaced, metadata: dict[str, Any]) -> int:
+        """Append a new order's first event and write its rows, in one statement."""
+        items = event.items
+        try:
+            position: int = await self._conn.fetchval(
+                PLACE_AND_NOTIFY, event.order_id, 1, event.type, event.schema_version,
+                event.payload(), metadata, NOTIFY_CHANNEL, event.customer_id,
+                event.customer_name, event.total, len(items), event.placed_at,
+                [li.sku for li in items], [li.name for li in items],
+                [li.quantity for li in items], [li.unit_price for li in items])
+        except asyncpg.UniqueViolationError:  # its stream (and row) exist: placed before
+            raise errors.VersionConflict(
+                f"order {event.order_id} changed concurrently; reload and retry",
+                {"order_id": str(event.order_id), "version": 1}) from None
         return position
 
     async def apply(self, event: Event, version: int) -> None:

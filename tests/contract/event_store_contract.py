@@ -64,6 +64,26 @@ class EventStoreContract:
                 await tx.append(event, 1, {})
         assert await appended() == 1
 
+    async def test_placing_in_one_step_writes_every_line_in_its_order_once(
+            self, repository: OrderRepository, appended: Count) -> None:
+        lines = (OrderLine("SKU-9", "Zeppelin", 1, Decimal("0.00")),
+                 OrderLine("SKU-1", "Kettle — ƒancy", 3, Decimal("19.99")),
+                 OrderLine("SKU-5", "Cup", 12, Decimal("2.50")))
+        event = place(PlaceOrder("c-7", lines, None), uuid4(), now())
+        async with repository.transaction() as tx:
+            position = await tx.place(event, {"actor": "tester"})
+        order = await repository.get(event.order_id)
+        assert [(li.sku, li.name, li.quantity, li.unit_price) for li in order.items] == [
+            (li.sku, li.name, li.quantity, li.unit_price) for li in lines]
+        assert (order.version, order.total, order.item_count, order.customer_name) == (
+            1, Decimal("89.97"), 3, None)
+        with pytest.raises(errors.VersionConflict):
+            async with repository.transaction() as tx:
+                await tx.place(event, {})
+        assert await appended() == 1
+        assert len((await repository.get(event.order_id)).items) == 3
+        assert position >= 1
+
     async def test_a_transaction_that_raises_leaves_nothing_behind(
             self, repository: OrderRepository, appended: Count) -> None:
         event = place(KETTLE, uuid4(), now())
