@@ -203,8 +203,10 @@ class LogNotifier:
         self._dsn = dsn
         self._waiters: list[Waiter] = []
 
-    def waiter(self, partition: Partition | None = None, every_s: float = 0.0) -> Waiter:
-        waiter = Waiter(partition, every_s)
+    def waiter(self, partition: Partition | None = None) -> Waiter:
+        """A waiter for one partition; its projection sets how often it follows the
+        horizon (`Waiter.every_s`)."""
+        waiter = Waiter(partition)
         self._waiters.append(waiter)
         return waiter
 

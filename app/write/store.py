@@ -110,6 +110,12 @@ class WriteModelRows:
                 await conn.executemany(statement, rows)
 
 
+def _taken(order_id: UUID, version: int) -> errors.VersionConflict:
+    """The stream already has `version`: another command got there first."""
+    return errors.VersionConflict(f"order {order_id} changed concurrently; reload and retry",
+                                  {"order_id": str(order_id), "version": version})
+
+
 def _order_from_rows(row: asyncpg.Record, lines: list[asyncpg.Record]) -> Order:
     return Order(
         order_id=row["order_id"], customer_id=row["customer_id"],
@@ -149,9 +155,7 @@ class WriteTx:
                 APPEND_AND_NOTIFY, event.order_id, version, event.type, event.schema_version,
                 event.payload(), metadata, NOTIFY_CHANNEL)
         except asyncpg.UniqueViolationError:
-            raise errors.VersionConflict(
-                f"order {event.order_id} changed concurrently; reload and retry",
-                {"order_id": str(event.order_id), "version": version}) from None
+            raise _taken(event.order_id, version) from None
         return position
 
     async def place(self, event: OrderPlaced, metadata: dict[str, Any]) -> int:
@@ -165,9 +169,7 @@ class WriteTx:
                 [li.sku for li in items], [li.name for li in items],
                 [li.quantity for li in items], [li.unit_price for li in items])
         except asyncpg.UniqueViolationError:  # its stream (and row) exist: placed before
-            raise errors.VersionConflict(
-                f"order {event.order_id} changed concurrently; reload and retry",
-                {"order_id": str(event.order_id), "version": 1}) from None
+            raise _taken(event.order_id, 1) from None
         return position
 
     async def apply(self, event: Event, version: int) -> None:
