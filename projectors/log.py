@@ -203,10 +203,10 @@ class LogNotifier:
         self._dsn = dsn
         self._waiters: list[Waiter] = []
 
-    def waiter(self, partition: Partition | None = None) -> Waiter:
-        """A waiter for one partition; its projection sets how often it follows the
-        horizon (`Waiter.every_s`)."""
-        waiter = Waiter(partition)
+    def waiter(self, partition: Partition | None = None, every_s: float = 0.0) -> Waiter:
+        """A waiter for one partition, woken for other partitions' commits at most every
+        `every_s` (`Waiter`)."""
+        waiter = Waiter(partition, every_s)
         self._waiters.append(waiter)
         return waiter
 

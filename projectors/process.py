@@ -85,8 +85,7 @@ async def open_projector(settings: Settings, config: ProjectionConfig | None = N
         for sink in sinks:
             if sink.name in names and projector.coordinator is not None:
                 claim = projector.coordinator.claim(sink.name, partition)
-                waiter = notifier.waiter(partition)
-                projector.projections.append(Projection(sink, pool, waiter, config,
+                projector.projections.append(Projection(sink, pool, notifier, config,
                                                         claim=claim))
     try:
         yield projector

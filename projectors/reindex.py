@@ -50,7 +50,6 @@ from app.kernel.reindex_jobs import RebuildRunning, Target
 from projectors.bulk_load import load_search_index
 from projectors.dashboard_sink import CLAIM_SCRIPT, DashboardSink
 from projectors.documents import index_body
-from projectors.log import Waiter
 from projectors.runner import Projection, ProjectionConfig
 from projectors.search_sink import SearchIndexSink
 
@@ -376,7 +375,7 @@ class Rebuild:
         live target stood), or else within HANDOVER_LAG events of the log's end. Both are
         fixed goals, so this ends while writes keep coming; the swap then checks again."""
         if projection is None:
-            projection = Projection(sink, self.pool, Waiter(), CATCH_UP)
+            projection = Projection(sink, self.pool, None, CATCH_UP)
         checkpoint = await projection.start()
         positions = LogPositions(self.pool)
         while True:

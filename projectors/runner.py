@@ -28,7 +28,7 @@ from app.kernel.positions import Checkpoint, log_identity
 from projectors import metrics
 from projectors.changes import Change, load_changes
 from projectors.claims import Claim
-from projectors.log import SOURCE_ERRORS, LoggedEvent, LogReader, Waiter
+from projectors.log import SOURCE_ERRORS, LoggedEvent, LogNotifier, LogReader, Waiter
 from projectors.sinks import (
     PoisonEvent,
     Sink,
@@ -87,7 +87,7 @@ class Projection:
     catch-up, protected by the rebuild lock), always.
     """
 
-    def __init__(self, sink: Sink, pool: asyncpg.Pool[Any], waiter: Waiter,
+    def __init__(self, sink: Sink, pool: asyncpg.Pool[Any], notifier: LogNotifier | None,
                  config: ProjectionConfig | None = None,
                  stop: asyncio.Event | None = None, claim: Claim | None = None) -> None:
         self.sink = sink
@@ -96,7 +96,6 @@ class Projection:
         self.claim = claim
         self._pool = pool
         self._reader = LogReader(pool)
-        self._waiter = waiter
         self.config = config or ProjectionConfig()
         status_name = self.name if self.partition.whole else f"{self.name}:{self.partition.label}"
         self.status = StatusBoard(pool, status_name)
@@ -110,7 +109,10 @@ class Projection:
         self._advanced_at = 0.0
         self.advance_every_s: float = sink.horizon_every_s \
             if self.config.advance_every_s is None else self.config.advance_every_s
-        waiter.every_s = self.advance_every_s  # its wakes for other partitions' commits
+        # woken by the process's notices, or (no notifier: a rebuild's catch-up) polling;
+        # other partitions' commits wake it as often as it advances
+        self._waiter = notifier.waiter(self.partition, self.advance_every_s) if notifier \
+            else Waiter(self.partition, self.advance_every_s)
         self._advance_due: float | None = None  # seconds until a deferred advance may run
         self._idle_checked_at = 0.0
 

@@ -79,6 +79,15 @@ INSERT INTO idempotency_keys (key, request_hash, response_status, response_body)
 VALUES ($1, $2, $3, $4)"""
 
 
+def placed_rows(e: OrderPlaced) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """A new order's `orders` row and its `order_lines` rows (the parameters of
+    `INSERT_ORDER` and `INSERT_LINES`; `PLACE_AND_NOTIFY` takes the same, as columns)."""
+    order = (e.order_id, e.customer_id, e.customer_name, e.total, len(e.items), e.placed_at)
+    lines = [(e.order_id, n, li.sku, li.name, li.quantity, li.unit_price)
+             for n, li in enumerate(e.items, start=1)]
+    return order, lines
+
+
 @dataclass
 class WriteModelRows:
     """The write-model rows a run of events produces, gathered per statement: the one
@@ -91,10 +100,9 @@ class WriteModelRows:
 
     def add(self, e: Event, version: int) -> None:
         if isinstance(e, OrderPlaced):
-            self.orders.append((e.order_id, e.customer_id, e.customer_name, e.total,
-                                len(e.items), e.placed_at))
-            self.lines += [(e.order_id, n, li.sku, li.name, li.quantity, li.unit_price)
-                           for n, li in enumerate(e.items, start=1)]
+            order, lines = placed_rows(e)
+            self.orders.append(order)
+            self.lines += lines
         elif isinstance(e, OrderCancelled):
             self.cancels.append((e.order_id, version, e.cancelled_at, e.reason))
         elif isinstance(e, OrderShipped):
@@ -160,14 +168,15 @@ class WriteTx:
 
     async def place(self, event: OrderPlaced, metadata: dict[str, Any]) -> int:
         """Append a new order's first event and write its rows, in one statement."""
-        items = event.items
+        order, lines = placed_rows(event)
+        # the lines as columns, without the order id and number (the statement adds them);
+        # an order has at least one line (the domain refuses none)
+        _, _, skus, names, quantities, prices = (list(c) for c in zip(*lines, strict=True))
         try:
             position: int = await self._conn.fetchval(
                 PLACE_AND_NOTIFY, event.order_id, 1, event.type, event.schema_version,
-                event.payload(), metadata, NOTIFY_CHANNEL, event.customer_id,
-                event.customer_name, event.total, len(items), event.placed_at,
-                [li.sku for li in items], [li.name for li in items],
-                [li.quantity for li in items], [li.unit_price for li in items])
+                event.payload(), metadata, NOTIFY_CHANNEL, *order[1:], skus, names,
+                quantities, prices)
         except asyncpg.UniqueViolationError:  # its stream (and row) exist: placed before
             raise _taken(event.order_id, 1) from None
         return position

@@ -40,8 +40,7 @@ class TwoPartitions:
         for index, memory in enumerate(self.memories):
             sink = InMemorySink(memory, name=f"memory{index}")
             sink.partition = Partition(index, 2)
-            self.projections.append(Projection(sink, pool, self.notifier.waiter(sink.partition),
-                                               config))
+            self.projections.append(Projection(sink, pool, self.notifier, config))
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 

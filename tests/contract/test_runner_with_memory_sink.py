@@ -9,7 +9,6 @@ import asyncpg
 
 from app.kernel.positions import Checkpoint
 from app.write.store import OrderStore
-from projectors.log import Waiter
 from projectors.memory_sink import InMemorySink, MemoryStore
 from projectors.runner import Projection, ProjectionConfig
 from tests.helpers.support import logged_changes, write_orders
@@ -47,7 +46,7 @@ async def test_projection_rewinds_when_the_store_loses_its_recent_writes(
     await write_orders(store, 40, writers=4)
     await logged_changes(clean_db)  # every event readable: each step below moves the sink
     memory = MemoryStore()
-    projection = Projection(InMemorySink(memory), clean_db, Waiter(), QUICK)
+    projection = Projection(InMemorySink(memory), clean_db, None, QUICK)
     checkpoint = await projection.start()
     assert projection.sink.building
     checkpoint = await projection.step(checkpoint)
@@ -65,7 +64,7 @@ async def test_projection_rebuilds_and_publishes_when_the_store_loses_everything
     await write_orders(store, 40, writers=4)
     await logged_changes(clean_db)  # every event readable: each step below moves the sink
     memory = MemoryStore()
-    projection = Projection(InMemorySink(memory), clean_db, Waiter(), QUICK)
+    projection = Projection(InMemorySink(memory), clean_db, None, QUICK)
     head = await head_of(clean_db)
     checkpoint = await run_until_published(projection, await projection.start(), head)
     first = projection.sink.target
