@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 from app.domain import errors, order
 from app.domain.commands import CancelOrder, PlaceOrder, ShipOrder
-from app.domain.events import Event
+from app.domain.events import Event, OrderPlaced
 from app.write.ports import IdempotencyRace, OrderRepository, OrderTransaction, StoredResponse
 
 
@@ -81,12 +81,18 @@ async def place_order(store: OrderRepository, cmd: PlaceOrder, ctx: CommandConte
     """Place a new order; 201 with its id, version and log position."""
     new_id = order_id or uuid4()
 
-    async def decide(tx: OrderTransaction) -> StoredResponse:
-        event = order.place(cmd, new_id, ctx.now())
-        position = await tx.place(event, ctx.metadata())
+    def placed(event: OrderPlaced, position: int) -> StoredResponse:
         return StoredResponse(201, {
             "order_id": str(new_id), "status": "placed", "version": 1, "position": position,
             "total": str(event.total), "item_count": len(event.items)})
+
+    if ctx.record_key is None:  # no answer to recall or keep: the placement is the transaction
+        event = order.place(cmd, new_id, ctx.now())
+        return placed(event, await store.place(event, ctx.metadata()))
+
+    async def decide(tx: OrderTransaction) -> StoredResponse:
+        event = order.place(cmd, new_id, ctx.now())
+        return placed(event, await tx.place(event, ctx.metadata()))
 
     return await _run(store, ctx, decide)
 

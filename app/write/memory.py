@@ -102,6 +102,10 @@ class MemoryOrderStore:
             yield tx
             self._state = tx.state  # reached only when the block raised nothing
 
+    async def place(self, event: OrderPlaced, metadata: dict[str, Any]) -> int:
+        async with self.transaction() as tx:
+            return await tx.place(event, metadata)
+
     async def get(self, order_id: UUID) -> Order:
         async with self.transaction() as tx:
             return await tx.load(order_id, lock=False)

@@ -57,5 +57,8 @@ class OrderRepository(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[OrderTransaction]:
         """One write transaction (an exception leaving the block rolls everything back)."""
 
+    async def place(self, event: OrderPlaced, metadata: dict[str, Any]) -> int:
+        """`OrderTransaction.place` as a whole transaction of its own."""
+
     async def get(self, order_id: UUID) -> Order:
         """The order now (`OrderNotFound` if none)."""

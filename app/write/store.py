@@ -74,9 +74,11 @@ UPDATE orders SET status = 'shipped', shipped_at = $3, tracking_number = $4, ver
 WHERE order_id = $1"""
 SELECT_IDEMPOTENCY = """
 SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE key = $1"""
+# A twin that kept its answer first leaves this inserting nothing (no error, so no savepoint
+# round trips are needed to keep the transaction usable).
 INSERT_IDEMPOTENCY = """
 INSERT INTO idempotency_keys (key, request_hash, response_status, response_body)
-VALUES ($1, $2, $3, $4)"""
+VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING"""
 
 
 def placed_rows(e: OrderPlaced) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
@@ -203,12 +205,10 @@ class WriteTx:
 
     async def remember(self, key: str, request_hash: str, response: StoredResponse) -> None:
         """Store the response under the key; a concurrent twin makes this raise."""
-        try:
-            async with self._conn.transaction():  # savepoint: keep the outer tx usable
-                await self._conn.execute(INSERT_IDEMPOTENCY, key, request_hash,
-                                         response.status, response.body)
-        except asyncpg.UniqueViolationError:
-            raise IdempotencyRace(key) from None
+        status = await self._conn.execute(INSERT_IDEMPOTENCY, key, request_hash,
+                                          response.status, response.body)
+        if status == "INSERT 0 0":  # the key was there: a twin committed it first
+            raise IdempotencyRace(key)
 
 
 class OrderStore:
@@ -218,17 +218,28 @@ class OrderStore:
         self._pool = pool
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[WriteTx]:
-        """One write transaction; PostgreSQL being down (also while it opens or commits)
-        surfaces as `ServiceUnavailable`, never as a driver error."""
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection; PostgreSQL being down (also while a transaction opens or
+        commits) surfaces as `ServiceUnavailable`, never as a driver error."""
         with unavailable_on_failure():
             async with self._pool.acquire() as conn:
                 try:
-                    async with conn.transaction():
-                        yield WriteTx(conn)
+                    yield conn
                 except POSTGRES_DOWN:
                     conn.terminate()  # its protocol state is unknown: never hand it out again
                     raise
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[WriteTx]:
+        """One write transaction."""
+        async with self._connection() as conn, conn.transaction():
+            yield WriteTx(conn)
+
+    async def place(self, event: OrderPlaced, metadata: dict[str, Any]) -> int:
+        """A new order with nothing else to keep: `PLACE_AND_NOTIFY` alone, which PostgreSQL
+        runs as one transaction, without the BEGIN and COMMIT round trips."""
+        async with self._connection() as conn:
+            return await WriteTx(conn).place(event, metadata)
 
     async def get(self, order_id: UUID) -> Order:
         """The order as the write model holds it now (no lock)."""

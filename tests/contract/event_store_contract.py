@@ -17,6 +17,7 @@ import pytest
 
 from app.domain import errors
 from app.domain.commands import CancelOrder, OrderLine, PlaceOrder, ShipOrder
+from app.domain.events import OrderPlaced
 from app.domain.order import Status, place
 from app.write import handlers
 from app.write.handlers import CommandContext
@@ -64,22 +65,27 @@ class EventStoreContract:
                 await tx.append(event, 1, {})
         assert await appended() == 1
 
+    @pytest.mark.parametrize("alone", [False, True], ids=["in a transaction", "on its own"])
     async def test_placing_in_one_step_writes_every_line_in_its_order_once(
-            self, repository: OrderRepository, appended: Count) -> None:
+            self, repository: OrderRepository, appended: Count, alone: bool) -> None:
+        async def placed(event: OrderPlaced, metadata: dict[str, str]) -> int:
+            if alone:  # a command without an idempotency key
+                return await repository.place(event, metadata)
+            async with repository.transaction() as tx:
+                return await tx.place(event, metadata)
+
         lines = (OrderLine("SKU-9", "Zeppelin", 1, Decimal("0.00")),
                  OrderLine("SKU-1", "Kettle — ƒancy", 3, Decimal("19.99")),
                  OrderLine("SKU-5", "Cup", 12, Decimal("2.50")))
         event = place(PlaceOrder("c-7", lines, None), uuid4(), now())
-        async with repository.transaction() as tx:
-            position = await tx.place(event, {"actor": "tester"})
+        position = await placed(event, {"actor": "tester"})
         order = await repository.get(event.order_id)
         assert [(li.sku, li.name, li.quantity, li.unit_price) for li in order.items] == [
             (li.sku, li.name, li.quantity, li.unit_price) for li in lines]
         assert (order.version, order.total, order.item_count, order.customer_name) == (
             1, Decimal("89.97"), 3, None)
         with pytest.raises(errors.VersionConflict):
-            async with repository.transaction() as tx:
-                await tx.place(event, {})
+            await placed(event, {})
         assert await appended() == 1
         assert len((await repository.get(event.order_id)).items) == 3
         assert position >= 1
