@@ -114,7 +114,8 @@ async def reads(bench: Bench, seconds: float, concurrency: int = 64) -> dict[str
                        bench.env(), f"{base}/health", profile_as="reads-api") as api:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             dashboard_body = (await http.get("/dashboard")).content
-            out["search_one_at_a_time"] = await search_cost(http, bench.es, ref.name, params)
+        out["search_one_at_a_time"] = await search_cost(
+            base, bench.settings.elasticsearch_url, ref.name, params)
         out["dashboard"] = await wrk(base, ["/dashboard"], concurrency, seconds)
         out["search"] = await wrk(base, ["/search/orders?" + urlencode(p, doseq=True)
                                          for p in params], concurrency, seconds)

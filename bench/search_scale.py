@@ -15,7 +15,6 @@ import random
 import time
 from typing import Any
 
-import httpx
 from elasticsearch.helpers import async_bulk
 
 from bench.as_you_type import demo_orders
@@ -47,9 +46,9 @@ async def search_scale(bench: Bench, orders: int) -> dict[str, Any]:
         base = f"http://127.0.0.1:{port}"
         env = {**bench.env(), "ORDERS_SEARCH_ALIAS": SCALE_ALIAS}
         async with process(orders_cli("api", "--role", "read", "--port", str(port)), env,
-                           f"{base}/health") as api, \
-                httpx.AsyncClient(base_url=base, timeout=30) as http:
-            cost = await search_cost(http, bench.es, INDEX, _search_params(random.Random(5)))
+                           f"{base}/health") as api:
+            cost = await search_cost(base, bench.settings.elasticsearch_url, INDEX,
+                                     _search_params(random.Random(5)))
             rss = peak_rss_mib(api.pid)
     finally:
         await bench.es.indices.delete(index=INDEX, ignore_unavailable=True)
